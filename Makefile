@@ -1,0 +1,19 @@
+# meshforge: `make run` installs everything and starts the stack; `make test` runs the test suite.
+.PHONY: install run test lint format bench
+
+install:
+	scripts/bootstrap
+
+run: install
+	.venv/bin/honcho start -f Procfile
+
+test: install
+	.venv/bin/ruff check .
+	.venv/bin/pytest
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: install
+	.venv/bin/ruff format .

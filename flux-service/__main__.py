@@ -1,0 +1,8 @@
+"""`python -m flux_service`: listens on MESHFORGE_HOST:MESHFORGE_FLUX_SERVICE_PORT (38120)."""
+
+from meshforge.service import serve
+from meshforge.settings import get_settings
+
+if __name__ == "__main__":
+    settings = get_settings()
+    serve("flux_service.app:app", "flux-service", settings.host, settings.flux_service_port, settings.log_level)

@@ -1,0 +1,8 @@
+"""`python -m image_service`: listens on MESHFORGE_HOST:MESHFORGE_IMAGE_SERVICE_PORT (38110)."""
+
+from meshforge.service import serve
+from meshforge.settings import get_settings
+
+if __name__ == "__main__":
+    settings = get_settings()
+    serve("image_service.app:app", "image-service", settings.host, settings.image_service_port, settings.log_level)

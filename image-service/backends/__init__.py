@@ -1,0 +1,1 @@
+"""Image stage backends: how views are drawn from a prompt."""

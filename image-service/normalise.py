@@ -1,0 +1,96 @@
+"""Normalised views: matted, on the neutral background, scaled together, at a fixed size.
+
+A normalised view is an RGBA PNG: RGB composited on BACKGROUND_RGB, alpha = the object's matte.
+A set of canonical views is scaled *together*, about the image centre, so the views stay consistent
+with one another (scaling the images equals moving every camera closer: reconstruction's adaptive
+bounds absorb it). A single image is cropped to the object and centred, as single-view models expect.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from meshforge.geometry.silhouette import foreground_mask
+from meshforge.geometry.views import BACKGROUND_RGB
+
+FOREGROUND_RATIO = 0.85
+
+
+def to_rgba(image: Image.Image) -> np.ndarray:
+    """Any Pillow image as (H, W, 4) uint8, keeping alpha when the image has one."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    rgba = np.asarray(image.convert("RGBA")).copy()
+    if not has_alpha:
+        rgba[..., 3] = 255
+    return rgba
+
+
+def matte(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB composited on the neutral background, matte as float 0..1)."""
+    mask = foreground_mask(rgba if (rgba[..., 3] < 255).any() else rgba[..., :3])
+    alpha = np.where(mask, np.maximum(rgba[..., 3], 1) / 255.0, 0.0)[..., None]
+    background = np.array(BACKGROUND_RGB, dtype=np.float64)
+    rgb = rgba[..., :3].astype(np.float64) * alpha + background * (1.0 - alpha)
+    return rgb, alpha[..., 0]
+
+
+def _square_canvas(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pad a non-square image to a square around its centre with background."""
+    h, w = alpha.shape
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas = np.empty((side, side, 3))
+    canvas[:] = BACKGROUND_RGB
+    canvas[top : top + h, left : left + w] = rgb
+    canvas_alpha = np.zeros((side, side))
+    canvas_alpha[top : top + h, left : left + w] = alpha
+    return canvas, canvas_alpha
+
+
+def _reach(alpha: np.ndarray) -> float:
+    """How far from the centre the object reaches, as a fraction of the half-size (0..1)."""
+    ys, xs = np.nonzero(alpha > 0.5)
+    half = alpha.shape[0] / 2.0
+    return float(max(np.abs(xs + 0.5 - half).max(), np.abs(ys + 0.5 - half).max()) / half)
+
+
+def _zoom(rgb: np.ndarray, alpha: np.ndarray, scale: float, size: int) -> np.ndarray:
+    """Scale about the centre by ``scale`` and resample to ``size``², padding with background."""
+    side = alpha.shape[0]
+    crop = side / scale  # the source window that fills the output
+    offset = (side - crop) / 2.0
+    box = (offset, offset, offset + crop, offset + crop)
+    rgba = np.dstack([rgb, alpha * 255.0]).clip(0, 255).astype(np.uint8)
+    out = Image.fromarray(rgba, mode="RGBA").transform((size, size), Image.Transform.EXTENT, box, resample=Image.Resampling.BICUBIC,
+                               fillcolor=(*BACKGROUND_RGB, 0))
+    result = np.asarray(out).copy()
+    result[..., 3] = np.where(result[..., 3] >= 128, 255, 0)
+    result[result[..., 3] == 0, :3] = BACKGROUND_RGB
+    return result
+
+
+def _centre_on_object(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.nonzero(alpha > 0.5)
+    shift_y = int(round(alpha.shape[0] / 2 - (ys.min() + ys.max() + 1) / 2))
+    shift_x = int(round(alpha.shape[1] / 2 - (xs.min() + xs.max() + 1) / 2))
+    moved = np.empty_like(rgb)
+    moved[:] = BACKGROUND_RGB
+    moved_alpha = np.zeros_like(alpha)
+    src = (slice(max(0, -shift_y), alpha.shape[0] - max(0, shift_y)),
+           slice(max(0, -shift_x), alpha.shape[1] - max(0, shift_x)))
+    dst = (slice(max(0, shift_y), alpha.shape[0] - max(0, -shift_y)),
+           slice(max(0, shift_x), alpha.shape[1] - max(0, -shift_x)))
+    moved[dst] = rgb[src]
+    moved_alpha[dst] = alpha[src]
+    return moved, moved_alpha
+
+
+def normalise_views(images: list[Image.Image], size: int) -> list[np.ndarray]:
+    """Normalise a set of views (see module docstring). Raises InvalidInput when no object is found."""
+    matted = [_square_canvas(*matte(to_rgba(image))) for image in images]
+    if len(matted) == 1:
+        matted = [_centre_on_object(*matted[0])]
+    reach = max(_reach(alpha) for _, alpha in matted)
+    scale = FOREGROUND_RATIO / reach
+    return [_zoom(rgb, alpha, scale, size) for rgb, alpha in matted]

@@ -1,0 +1,219 @@
+"""Request and response bodies of the public API and of the internal stage APIs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
+
+MAX_SEED = 2**32 - 1
+# Image counts that have a canonical view layout (meshforge.geometry.views.VIEW_SETS holds the cameras).
+CANONICAL_VIEW_COUNTS = (1, 4, 8)
+
+
+class OutputFormat(StrEnum):
+    glb = "glb"
+    obj = "obj"
+    fbx = "fbx"
+
+
+class QualityTier(StrEnum):
+    standard = "standard"
+    high = "high"
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    generating_images = "generating_images"
+    reconstructing_3d = "reconstructing_3d"
+    post_processing = "post_processing"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.completed, JobState.failed, JobState.cancelled})
+
+# The stages a job runs through, in order, with the progress reached when each one starts.
+STAGE_PROGRESS: dict[JobState, int] = {
+    JobState.queued: 0,
+    JobState.generating_images: 5,
+    JobState.reconstructing_3d: 40,
+    JobState.post_processing: 80,
+    JobState.completed: 100,
+}
+
+
+class JobOptions(BaseModel):
+    output_format: OutputFormat = OutputFormat.glb
+    quality_tier: QualityTier = QualityTier.standard
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="Same seed, same input → same asset"
+    )
+
+
+class GenerateRequest(JobOptions):
+    prompt: str = Field(min_length=1, max_length=2000, examples=["a red cube"])
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("the prompt is empty: describe the object to generate, e.g. 'a red cube'")
+        return value
+
+
+class FromImageRequest(JobOptions):
+    image_urls: list[HttpUrl] | None = Field(default=None, description="http(s) URLs of 1, 4 or 8 views")
+    image_paths: list[str] | None = Field(
+        default=None, description="Paths under inputs/ (as returned by POST /3d/upload) of 1, 4 or 8 views"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> FromImageRequest:
+        if (self.image_urls is None) == (self.image_paths is None):
+            raise ValueError("give exactly one of image_urls or image_paths")
+        images = self.image_urls if self.image_urls is not None else self.image_paths
+        if not images:
+            raise ValueError("the image list is empty: give 1, 4 or 8 images in the canonical view order")
+        return self
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    status_url: str
+
+
+class StageRecord(BaseModel):
+    backend: str | None = None
+    seconds: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    kind: str
+    state: JobState
+    message: str
+    asset_path: str | None = None
+    download_url: str | None = None
+    progress: int = Field(ge=0, le=100)
+    created_at: float
+    updated_at: float
+    request: dict[str, Any]
+    stages: dict[str, StageRecord] = Field(
+        default_factory=dict, description="Per-stage backend, timing, details"
+    )
+    attempts: int = 0
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus]
+    total: int
+    offset: int
+    limit: int
+
+
+class UploadResponse(BaseModel):
+    image_paths: list[str] = Field(description="Paths to pass as image_paths to POST /3d/from-image")
+
+
+class HealthResponse(BaseModel):
+    service: str
+    status: str = "ok"
+    backend: str | None = None
+    busy: bool = False
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- internal stage APIs -------------------------------------------------------------------------
+
+
+class ImagineGenerateRequest(BaseModel):
+    prompt: str = Field(min_length=1)
+    num_views: int = 8
+    image_size: int = Field(default=512, ge=32, le=2048)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    job_id: str | None = None
+
+
+class ImagineFromUrlsRequest(BaseModel):
+    urls: list[HttpUrl] = Field(min_length=1)
+    image_size: int = Field(default=512, ge=32, le=2048)
+    job_id: str | None = None
+
+
+class ImagineFromPathsRequest(BaseModel):
+    image_paths: list[str] = Field(min_length=1)
+    image_size: int = Field(default=512, ge=32, le=2048)
+    job_id: str | None = None
+
+
+class ImagesResult(BaseModel):
+    image_paths: list[str]
+    views: list[str]
+    backend: str
+    seconds: float
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class FluxGenerateRequest(BaseModel):
+    prompt: str = Field(min_length=1)
+    width: int = Field(default=512, ge=32, le=2048)
+    height: int = Field(default=512, ge=32, le=2048)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    view: str | None = Field(
+        default=None, description="Canonical view name; backends that pose objects use it"
+    )
+    output_path: str | None = Field(default=None, description="Where to write the PNG, under inputs/")
+    return_b64: bool = True
+
+
+class FluxGenerateResponse(BaseModel):
+    image_path: str
+    image_b64: str | None = None
+    backend: str
+    seconds: float
+
+
+class ReconstructRequest(BaseModel):
+    image_paths: list[str] = Field(min_length=1)
+    output_format: str = "glb"
+    views: list[str] | None = Field(default=None, description="Canonical view names, one per image")
+    resolution: int = Field(default=96, ge=16, le=512)
+    output_path: str | None = None
+    job_id: str | None = None
+
+
+class ReconstructResponse(BaseModel):
+    mesh_path: str
+    backend: str
+    vertices: int
+    faces: int
+    seconds: float
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class PostprocessRequest(BaseModel):
+    mesh_path: str
+    output_format: str = "glb"
+    target_faces: int | None = Field(default=None, ge=100)
+    output_path: str | None = None
+    job_id: str | None = None
+
+
+class PostprocessResponse(BaseModel):
+    asset_path: str
+    backend: str
+    vertices: int
+    faces: int
+    seconds: float
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,129 @@
+"""Every setting of every service, in one place, read from ``MESHFORGE_*`` environment variables.
+
+The defaults describe the embedded stack (``make run``): every process on loopback, data folders in
+the current directory. Docker and production deployments override them through the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from meshforge.schemas import QualityTier
+
+UrlList = Annotated[list[str], NoDecode]
+
+
+class TierProfile(BaseModel):
+    """What a quality tier means for each stage."""
+
+    views: int
+    image_size: int
+    voxel_resolution: int
+    target_faces: int
+
+
+DEFAULT_TIERS: dict[QualityTier, TierProfile] = {
+    QualityTier.standard: TierProfile(views=8, image_size=256, voxel_resolution=96, target_faces=20_000),
+    QualityTier.high: TierProfile(views=8, image_size=512, voxel_resolution=160, target_faces=80_000),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MESHFORGE_", env_file=".env", extra="ignore")
+
+    # Storage: the four shared folders of the spec. Each can be moved on its own.
+    data_dir: Path = Field(default_factory=Path.cwd)
+    models_dir: Path | None = None
+    inputs_dir: Path | None = None
+    outputs_dir: Path | None = None
+    cache_dir: Path | None = None
+
+    redis_url: str = "redis://127.0.0.1:38179/0"
+    log_level: str = "INFO"
+
+    # Where each service listens when started with `python -m <service>`.
+    host: str = "127.0.0.1"
+    orchestrator_port: int = 38100
+    image_service_port: int = 38110
+    flux_service_port: int = 38120
+    reconstruction_service_port: int = 38130
+    postprocess_service_port: int = 38140
+
+    # Replicas of each stage, as base URLs; work is spread over the free ones.
+    image_service_urls: UrlList = ["http://127.0.0.1:38110"]
+    flux_service_urls: UrlList = ["http://127.0.0.1:38120"]
+    reconstruction_service_urls: UrlList = ["http://127.0.0.1:38130"]
+    postprocess_service_urls: UrlList = ["http://127.0.0.1:38140"]
+
+    # Backends, chosen per process.
+    flux_backend: str = "procedural"
+    reconstruction_backend: str = "visual_hull"
+    postprocess_backend: str = "trimesh"
+
+    # Dispatcher.
+    dispatcher_concurrency: int = Field(default=4, ge=1)
+    lease_seconds: float = Field(default=15.0, gt=0)
+    reap_interval_seconds: float = Field(default=5.0, gt=0)
+    stage_timeout_seconds: float = Field(default=900.0, gt=0)
+    replica_retry_seconds: float = Field(default=0.25, gt=0)
+    request_timeout_seconds: float = Field(default=600.0, gt=0)
+
+    # Public API limits.
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_images: int = 8
+    download_max_bytes: int = 20 * 1024 * 1024
+    download_timeout_seconds: float = 20.0
+
+    tiers: dict[QualityTier, TierProfile] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+
+    @field_validator(
+        "image_service_urls",
+        "flux_service_urls",
+        "reconstruction_service_urls",
+        "postprocess_service_urls",
+        mode="before",
+    )
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        """Accept a comma-separated list as well as a JSON array."""
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                import json
+
+                return json.loads(value)
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    def folder(self, name: str) -> Path:
+        explicit: Path | None = getattr(self, f"{name}_dir")
+        return (explicit or self.data_dir / name).resolve()
+
+    @property
+    def models_path(self) -> Path:
+        return self.folder("models")
+
+    @property
+    def inputs_path(self) -> Path:
+        return self.folder("inputs")
+
+    @property
+    def outputs_path(self) -> Path:
+        return self.folder("outputs")
+
+    @property
+    def cache_path(self) -> Path:
+        return self.folder("cache")
+
+    def tier(self, tier: QualityTier) -> TierProfile:
+        return self.tiers[tier]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,238 @@
+"""One job's way through the stages: images → reconstruction → post-processing → asset.
+
+The orchestrator owns the flow and never knows which model runs: each stage is a replica pool of an
+HTTP service, and the backend that answered is recorded in the job's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from meshforge.errors import JobCancelled, MeshforgeError
+from meshforge.http import ReplicaPool
+from meshforge.schemas import (
+    FromImageRequest,
+    ImagesResult,
+    ImagineFromPathsRequest,
+    ImagineFromUrlsRequest,
+    ImagineGenerateRequest,
+    JobState,
+    PostprocessRequest,
+    PostprocessResponse,
+    QualityTier,
+    ReconstructRequest,
+    ReconstructResponse,
+    StageRecord,
+)
+from meshforge.settings import Settings, TierProfile
+from meshforge.storage import Storage
+from orchestrator.jobs import JobStore
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+STAGE_FAILURE = {
+    JobState.generating_images: "image stage failed",
+    JobState.reconstructing_3d: "3D reconstruction failed",
+    JobState.post_processing: "post-processing failed",
+}
+
+
+class OwnershipLost(Exception):
+    """The job was cancelled, or handed to another dispatcher, while this one worked on it."""
+
+
+@dataclass
+class StagePools:
+    images: ReplicaPool
+    reconstruction: ReplicaPool
+    postprocess: ReplicaPool
+
+
+class JobRunner:
+    """Runs claimed jobs, writing every step to the job's record."""
+
+    def __init__(self, store: JobStore, pools: StagePools, settings: Settings, worker_id: str) -> None:
+        self.store = store
+        self.pools = pools
+        self.settings = settings
+        self.storage = Storage(settings)
+        self.worker_id = worker_id
+
+    async def run(self, job_id: str) -> None:
+        record = await self.store.get(job_id)
+        stage = JobState.generating_images
+        try:
+            images = await self._images(job_id, record.kind, record.request)
+            stage = JobState.reconstructing_3d
+            mesh = await self._reconstruct(job_id, record.request, images)
+            stage = JobState.post_processing
+            asset = await self._postprocess(job_id, record.request, mesh)
+            await self._finish(job_id, asset)
+        except (OwnershipLost, JobCancelled):
+            log.info("job %s: stopped, it was cancelled or taken over", job_id)
+        except MeshforgeError as exc:
+            await self._fail(job_id, f"{STAGE_FAILURE.get(stage, 'job failed')}: {exc.message}")
+        except Exception as exc:
+            log.exception("job %s: unexpected error", job_id)
+            await self._fail(job_id, f"{STAGE_FAILURE.get(stage, 'job failed')}: internal error ({exc})")
+
+    def _tier(self, request: dict[str, Any]) -> TierProfile:
+        return self.settings.tier(QualityTier(request["quality_tier"]))
+
+    async def _images(self, job_id: str, kind: str, request: dict[str, Any]) -> ImagesResult:
+        tier = self._tier(request)
+        if kind == "prompt":
+            body: BaseModel = ImagineGenerateRequest(
+                prompt=request["prompt"],
+                num_views=tier.views,
+                image_size=tier.image_size,
+                seed=request.get("seed"),
+                job_id=job_id,
+            )
+            path, message = "/imagine/generate", f"generating {tier.views} views of the prompt"
+        else:
+            source = FromImageRequest.model_validate(request)
+            if source.image_urls is not None:
+                body = ImagineFromUrlsRequest(
+                    urls=source.image_urls, image_size=tier.image_size, job_id=job_id
+                )
+                path, message = "/imagine/from-urls", f"downloading {len(source.image_urls)} images"
+            else:
+                body = ImagineFromPathsRequest(
+                    image_paths=[str(self.storage.input_image(p)) for p in source.image_paths or []],
+                    image_size=tier.image_size,
+                    job_id=job_id,
+                )
+                path, message = "/imagine/from-paths", f"preparing {len(source.image_paths or [])} images"
+        return await self._stage(
+            job_id, JobState.generating_images, message, self.pools.images, path, body, ImagesResult
+        )
+
+    async def _reconstruct(
+        self, job_id: str, request: dict[str, Any], images: ImagesResult
+    ) -> ReconstructResponse:
+        tier = self._tier(request)
+        body = ReconstructRequest(
+            image_paths=images.image_paths,
+            views=images.views,
+            output_format="glb",
+            resolution=tier.voxel_resolution,
+            job_id=job_id,
+            output_path=str(self.storage.job_cache(job_id) / "reconstruction.glb"),
+        )
+        message = f"reconstructing a mesh from {len(images.image_paths)} views"
+        return await self._stage(
+            job_id,
+            JobState.reconstructing_3d,
+            message,
+            self.pools.reconstruction,
+            "/reconstruct/mesh",
+            body,
+            ReconstructResponse,
+        )
+
+    async def _postprocess(
+        self, job_id: str, request: dict[str, Any], mesh: ReconstructResponse
+    ) -> PostprocessResponse:
+        tier = self._tier(request)
+        output_format = request["output_format"]
+        body = PostprocessRequest(
+            mesh_path=mesh.mesh_path,
+            output_format=output_format,
+            target_faces=tier.target_faces,
+            output_path=str(self.storage.asset_path(job_id, output_format)),
+            job_id=job_id,
+        )
+        message = f"cleaning the mesh and exporting {output_format}"
+        return await self._stage(
+            job_id,
+            JobState.post_processing,
+            message,
+            self.pools.postprocess,
+            "/postprocess/clean",
+            body,
+            PostprocessResponse,
+        )
+
+    async def _stage(
+        self,
+        job_id: str,
+        state: JobState,
+        message: str,
+        pool: ReplicaPool,
+        path: str,
+        body: BaseModel,
+        response_model: type[T],
+    ) -> T:
+        if not await self.store.enter_stage(job_id, self.worker_id, state, message):
+            raise OwnershipLost
+        started, started_at = time.monotonic(), time.time()
+        result, replica = await self._until_cancelled(
+            job_id, lambda: pool.post(path, body, response_model, cancelled=self._cancelled(job_id))
+        )
+        detail = dict(getattr(result, "detail", {}) or {})
+        detail["replica"] = replica
+        record = StageRecord(
+            backend=getattr(result, "backend", None),
+            seconds=round(time.monotonic() - started, 3),
+            started_at=started_at,
+            finished_at=time.time(),
+            detail=detail,
+        )
+        if not await self.store.record_stage(job_id, self.worker_id, state, record):
+            raise OwnershipLost
+        return result
+
+    def _cancelled(self, job_id: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return not await self.store.is_still_mine(job_id, self.worker_id)
+
+        return check
+
+    async def _until_cancelled(self, job_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a stage call, abandoning it as soon as the job stops being ours (e.g. cancelled)."""
+        task = asyncio.ensure_future(call())
+        watcher = asyncio.ensure_future(self._watch(job_id))
+        try:
+            done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                return task.result()
+            raise OwnershipLost
+        finally:
+            for pending in (task, watcher):
+                if not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await pending
+
+    async def _watch(self, job_id: str) -> None:
+        while await self.store.is_still_mine(job_id, self.worker_id):
+            await asyncio.sleep(0.25)
+
+    async def _finish(self, job_id: str, asset: PostprocessResponse) -> None:
+        ok = await self.store.update(
+            job_id,
+            self.worker_id,
+            state=JobState.completed.value,
+            progress=100,
+            asset_path=asset.asset_path,
+            message=f"done: {asset.faces} faces, {asset.vertices} vertices",
+            owner="",
+        )
+        if not ok:
+            raise OwnershipLost
+
+    async def _fail(self, job_id: str, message: str) -> None:
+        log.warning("job %s failed: %s", job_id, message)
+        await self.store.update(
+            job_id, self.worker_id, state=JobState.failed.value, message=message, owner=""
+        )

@@ -1,0 +1,66 @@
+"""postprocess-service: raw mesh → cleaned, reduced, exported asset.
+
+POST /postprocess/clean: mesh_path, output_format (+ target_faces, output_path) → asset_path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from postprocess_service.backends import load_backend
+from starlette.concurrency import run_in_threadpool
+
+from meshforge.schemas import HealthResponse, PostprocessRequest, PostprocessResponse
+from meshforge.service import add_health_route, install_error_handlers
+from meshforge.settings import get_settings
+from meshforge.storage import Storage
+
+SERVICE = "postprocess-service"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    app.state.storage = Storage(settings)
+    app.state.storage.ensure()
+    app.state.backend = load_backend(settings.postprocess_backend)
+    yield
+
+
+app = FastAPI(title=SERVICE, lifespan=lifespan)
+install_error_handlers(app)
+add_health_route(
+    app,
+    SERVICE,
+    lambda: HealthResponse(
+        service=SERVICE, backend=app.state.backend.name, detail={"formats": sorted(app.state.backend.formats)}
+    ),
+)
+
+
+@app.post("/postprocess/clean", response_model=PostprocessResponse)
+async def clean(body: PostprocessRequest, request: Request) -> PostprocessResponse:
+    storage: Storage = request.app.state.storage
+    backend = request.app.state.backend
+    mesh_path = storage.shared_file(body.mesh_path)
+    target = _target(storage, body, mesh_path)
+    started = time.monotonic()
+    detail = await run_in_threadpool(backend.finish, mesh_path, body.output_format, body.target_faces, target)
+    return PostprocessResponse(
+        asset_path=str(target),
+        backend=backend.name,
+        vertices=detail.pop("vertices"),
+        faces=detail.pop("faces"),
+        seconds=round(time.monotonic() - started, 3),
+        detail=detail,
+    )
+
+
+def _target(storage: Storage, body: PostprocessRequest, mesh_path: Path) -> Path:
+    if body.output_path is not None:
+        return storage.inside(storage.outputs, body.output_path, what="output path")
+    return storage.outputs / f"{mesh_path.stem}.{body.output_format}"

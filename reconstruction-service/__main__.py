@@ -1,0 +1,9 @@
+"""`python -m reconstruction_service`: listens on MESHFORGE_HOST:MESHFORGE_RECONSTRUCTION_SERVICE_PORT (38130)."""
+
+from meshforge.service import serve
+from meshforge.settings import get_settings
+
+if __name__ == "__main__":
+    settings = get_settings()
+    serve("reconstruction_service.app:app", "reconstruction-service", settings.host,
+          settings.reconstruction_service_port, settings.log_level)

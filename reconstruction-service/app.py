@@ -1,0 +1,107 @@
+"""reconstruction-service: normalised views → mesh, one job at a time per process (one per GPU).
+
+POST /reconstruct/mesh: image_paths (+ their canonical view names), output_format → mesh_path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import trimesh
+from fastapi import FastAPI, Request
+from PIL import Image, UnidentifiedImageError
+from reconstruction_service.backends import load_backend
+from reconstruction_service.backends.base import Reconstructor
+
+from meshforge.errors import InvalidInput, UnsupportedFormat
+from meshforge.geometry.views import VIEWS_BY_NAME, CanonicalView, view_set
+from meshforge.schemas import HealthResponse, ReconstructRequest, ReconstructResponse
+from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers
+from meshforge.settings import get_settings
+from meshforge.storage import Storage
+
+SERVICE = "reconstruction-service"
+MESH_FORMATS = ("glb", "obj", "ply")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    app.state.storage = Storage(settings)
+    app.state.storage.ensure()
+    app.state.backend = load_backend(settings.reconstruction_backend)
+    app.state.runner = ExclusiveRunner(SERVICE, retry_after=2.0)
+    yield
+
+
+app = FastAPI(title=SERVICE, lifespan=lifespan)
+install_error_handlers(app)
+add_health_route(
+    app,
+    SERVICE,
+    lambda: HealthResponse(service=SERVICE, backend=app.state.backend.name, busy=app.state.runner.busy),
+)
+
+
+@app.post("/reconstruct/mesh", response_model=ReconstructResponse)
+async def reconstruct_mesh(body: ReconstructRequest, request: Request) -> ReconstructResponse:
+    state = request.app.state
+    storage: Storage = state.storage
+    if body.output_format not in MESH_FORMATS:
+        raise UnsupportedFormat(f'reconstruction writes {", ".join(MESH_FORMATS)}, not "{body.output_format}"')
+    views = _views(body)
+    paths = [storage.shared_file(path) for path in body.image_paths]
+    target = _target(storage, body)
+    started = time.monotonic()
+    mesh, detail = await state.runner.run(_run, state.backend, paths, views, body.resolution, target)
+    return ReconstructResponse(
+        mesh_path=str(target), backend=state.backend.name, vertices=len(mesh.vertices), faces=len(mesh.faces),
+        seconds=round(time.monotonic() - started, 3), detail=detail,
+    )
+
+
+def _run(
+    backend: Reconstructor, paths: list[Path], views: list[CanonicalView], resolution: int, target: Path
+) -> tuple[trimesh.Trimesh, dict[str, Any]]:
+    images = [_load_rgba(path) for path in paths]
+    mesh, detail = backend.reconstruct(images, views, resolution)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    mesh.export(tmp, file_type=target.suffix.lstrip("."))
+    tmp.replace(target)
+    return mesh, detail
+
+
+def _views(body: ReconstructRequest) -> list[CanonicalView]:
+    if body.views is None:
+        try:
+            return list(view_set(len(body.image_paths)))
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+    if len(body.views) != len(body.image_paths):
+        raise InvalidInput(f"{len(body.image_paths)} images but {len(body.views)} view names")
+    unknown = [name for name in body.views if name not in VIEWS_BY_NAME]
+    if unknown:
+        raise InvalidInput(f"unknown view names {unknown}: use {', '.join(VIEWS_BY_NAME)}")
+    return [VIEWS_BY_NAME[name] for name in body.views]
+
+
+def _target(storage: Storage, body: ReconstructRequest) -> Path:
+    if body.output_path is not None:
+        path = storage.shared_file(body.output_path)
+    else:
+        path = storage.job_cache(body.job_id or str(int(time.time() * 1000))) / "reconstruction.glb"
+    return path.with_suffix(f".{body.output_format}")
+
+
+def _load_rgba(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGBA"))
+    except (UnidentifiedImageError, OSError):
+        raise InvalidInput(f'"{path.name}" could not be read as an image') from None

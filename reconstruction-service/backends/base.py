@@ -1,0 +1,22 @@
+"""The reconstruction stage's backend interface: views → mesh."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import trimesh
+
+from meshforge.geometry.views import CanonicalView
+
+
+class Reconstructor(Protocol):
+    """Loaded once per process (one per GPU for model backends) and kept hot."""
+
+    name: str
+
+    def reconstruct(
+        self, images: list[np.ndarray], views: list[CanonicalView], resolution: int
+    ) -> tuple[trimesh.Trimesh, dict[str, Any]]:
+        """Images are normalised RGBA views; returns the mesh and details worth reporting."""
+        ...

@@ -1,0 +1,27 @@
+"""The offline reconstruction backend: multi-view silhouette carving (no model, no GPU)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import trimesh
+from reconstruction_service.visual_hull import reconstruct
+
+from meshforge.geometry.views import CanonicalView
+
+
+class VisualHull:
+    name = "visual-hull"
+
+    def reconstruct(
+        self, images: list[np.ndarray], views: list[CanonicalView], resolution: int
+    ) -> tuple[trimesh.Trimesh, dict[str, Any]]:
+        mesh = reconstruct(images, views, resolution=resolution)
+        detail: dict[str, Any] = {"views": [v.name for v in views], "voxel_resolution": resolution}
+        if len(views) == 1:
+            detail["fidelity"] = (
+                "low: one image only, so the object is assumed to look the same from the front, back and "
+                "both sides; give 4 or 8 views for a faithful shape"
+            )
+        return mesh, detail

@@ -1,0 +1,205 @@
+"""Start real processes for the tests: a redis-server and every meshforge service, on loopback.
+
+Each process gets its own free port and shares one temporary data folder, exactly as the services
+share models/ inputs/ outputs/ cache/ in production.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready within {timeout} s")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return f"--- {self.name} ({self.log}) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+@dataclass
+class RedisServer:
+    port: int
+    process: Process
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @classmethod
+    def start(cls, folder: Path) -> RedisServer:
+        port = free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        log = folder / "redis.log"
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run scripts/bootstrap (make test does)")
+        popen = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(folder)],
+            stdout=log.open("w"), stderr=subprocess.STDOUT,
+        )
+        server = cls(port, Process("redis", popen, log))
+        wait_until(lambda: _redis_ping(port), 10, "redis-server")
+        return server
+
+
+def _redis_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(16).startswith(b"+PONG")
+
+
+@dataclass
+class Fleet:
+    """Every service as a real process; ``env`` is what each of them was started with."""
+
+    data_dir: Path
+    redis: RedisServer
+    env: dict[str, str]
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.env['MESHFORGE_ORCHESTRATOR_PORT']}"
+
+    def start_service(self, name: str, module: str, port_var: str | None = None, **extra: str) -> Process:
+        env = {**self.env, **extra}
+        if port_var is not None and port_var not in env:
+            env[port_var] = str(free_port())
+        log = self.data_dir / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        popen = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        )
+        process = Process(name, popen, log)
+        self.processes.append(process)
+        if port_var is not None:
+            url = f"http://127.0.0.1:{env[port_var]}/health"
+            try:
+                wait_until(lambda: httpx.get(url, timeout=2).status_code == 200, 60, name)
+            except TimeoutError:
+                raise RuntimeError(process.tail()) from None
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.redis.process.stop()
+
+    def logs(self, names: Iterable[str] | None = None) -> str:
+        wanted = set(names) if names else None
+        return "\n".join(p.tail() for p in self.processes if wanted is None or p.name in wanted)
+
+
+def start_fleet(data_dir: Path, *, flux_replicas: int = 2, reconstruction_replicas: int = 2) -> Fleet:
+    """Redis, 1 image-service, N flux-services, M reconstruction-services, 1 postprocess, the API and a
+    dispatcher; returns once every one of them answers /health."""
+    redis = RedisServer.start(data_dir / "redis")
+    ports = {
+        "flux": [free_port() for _ in range(flux_replicas)],
+        "reconstruction": [free_port() for _ in range(reconstruction_replicas)],
+        "image": free_port(),
+        "postprocess": free_port(),
+        "orchestrator": free_port(),
+    }
+
+    def urls(port_list: list[int]) -> str:
+        return ",".join(f"http://127.0.0.1:{p}" for p in port_list)
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MESHFORGE_")},
+        "MESHFORGE_DATA_DIR": str(data_dir),
+        "MESHFORGE_REDIS_URL": redis.url,
+        "MESHFORGE_FLUX_SERVICE_URLS": urls(ports["flux"]),
+        "MESHFORGE_RECONSTRUCTION_SERVICE_URLS": urls(ports["reconstruction"]),
+        "MESHFORGE_IMAGE_SERVICE_URLS": urls([ports["image"]]),
+        "MESHFORGE_POSTPROCESS_SERVICE_URLS": urls([ports["postprocess"]]),
+        "MESHFORGE_ORCHESTRATOR_PORT": str(ports["orchestrator"]),
+        "MESHFORGE_IMAGE_SERVICE_PORT": str(ports["image"]),
+        "MESHFORGE_POSTPROCESS_SERVICE_PORT": str(ports["postprocess"]),
+        "MESHFORGE_LEASE_SECONDS": "3",
+        "MESHFORGE_REAP_INTERVAL_SECONDS": "1",
+        "MESHFORGE_REPLICA_RETRY_SECONDS": "0.05",
+        "MESHFORGE_STAGE_TIMEOUT_SECONDS": "120",
+        "PYTHONUNBUFFERED": "1",
+    }
+    fleet = Fleet(data_dir, redis, env)
+    try:
+        for index, port in enumerate(ports["flux"]):
+            fleet.start_service(f"flux-{index}", "flux_service", "MESHFORGE_FLUX_SERVICE_PORT",
+                                MESHFORGE_FLUX_SERVICE_PORT=str(port))
+        for index, port in enumerate(ports["reconstruction"]):
+            fleet.start_service(f"reconstruction-{index}", "reconstruction_service",
+                                "MESHFORGE_RECONSTRUCTION_SERVICE_PORT",
+                                MESHFORGE_RECONSTRUCTION_SERVICE_PORT=str(port))
+        fleet.start_service("image", "image_service", "MESHFORGE_IMAGE_SERVICE_PORT")
+        fleet.start_service("postprocess", "postprocess_service", "MESHFORGE_POSTPROCESS_SERVICE_PORT")
+        fleet.start_service("orchestrator", "orchestrator", "MESHFORGE_ORCHESTRATOR_PORT")
+        fleet.start_service("dispatcher", "orchestrator.dispatcher")
+    except BaseException:
+        fleet.stop()
+        raise
+    return fleet
+
+
+def wait_for_end(api: httpx.Client, job_id: str, timeout: float = 60) -> dict:
+    """The job's status once it is completed, failed or cancelled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = api.get(f"/3d/status/{job_id}", params={"wait": 10}).json()
+        if status["state"] in ("completed", "failed", "cancelled"):
+            return status
+    raise TimeoutError(f"job {job_id} still {status['state']} after {timeout} s")
+
+
+def download(api: httpx.Client, job_id: str, folder: Path) -> Path:
+    response = api.get(f"/3d/download/{job_id}")
+    assert response.status_code == 200, response.text
+    name = response.headers["content-disposition"].split("filename=")[-1].strip('"')
+    path = folder / name
+    path.write_bytes(response.content)
+    return path

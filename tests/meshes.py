@@ -1,0 +1,74 @@
+"""Measuring meshes in tests: shape, colour and distance to a known truth."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import trimesh
+from PIL import Image
+
+from meshforge.geometry.raster import render_mesh
+from meshforge.geometry.views import OBJECT_EXTENT, camera_for, view_set
+
+
+def load(path: Path) -> trimesh.Trimesh:
+    return trimesh.load(path, force="mesh")
+
+
+def normalised(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Centred on its bounding box, longest side 1: compares shapes whatever their placement and scale."""
+    out = mesh.copy()
+    out.apply_translation(-out.bounds.mean(axis=0))
+    out.apply_scale(1.0 / out.extents.max())
+    return out
+
+
+def mean_colour(mesh: trimesh.Trimesh) -> np.ndarray:
+    return np.asarray(mesh.visual.vertex_colors, dtype=np.float64)[:, :3].mean(axis=0)
+
+
+def box_fill(mesh: trimesh.Trimesh) -> float:
+    """Volume over bounding-box volume: 1 for a box, π/6 ≈ 0.52 for a sphere."""
+    return float(mesh.volume / np.prod(mesh.extents))
+
+
+def radial_spread(mesh: trimesh.Trimesh) -> float:
+    """Standard deviation over mean of the distances of surface points from the centre (0 for a sphere)."""
+    points, _ = trimesh.sample.sample_surface(mesh, 4000, seed=1)
+    radii = np.linalg.norm(points - mesh.bounds.mean(axis=0), axis=1)
+    return float(radii.std() / radii.mean())
+
+
+def chamfer(a: trimesh.Trimesh, b: trimesh.Trimesh, samples: int = 5000) -> float:
+    """Mean of the two directed mean nearest-surface distances (symmetric Chamfer, L1 form)."""
+    from scipy.spatial import cKDTree
+
+    pa, _ = trimesh.sample.sample_surface(a, samples, seed=2)
+    pb, _ = trimesh.sample.sample_surface(b, samples, seed=3)
+    return float((cKDTree(pb).query(pa)[0].mean() + cKDTree(pa).query(pb)[0].mean()) / 2)
+
+
+def stacked_boxes() -> trimesh.Trimesh:
+    """A known, non-symmetric object: a wide base with a smaller block on top, off-centre, in two colours."""
+    base = trimesh.creation.box(extents=(1.0, 0.35, 0.6))
+    base.visual.vertex_colors = (200, 60, 40, 255)
+    top = trimesh.creation.box(extents=(0.35, 0.5, 0.35))
+    top.apply_translation((0.25, 0.425, 0.0))
+    top.visual.vertex_colors = (40, 90, 200, 255)
+    mesh = trimesh.util.concatenate([base, top])
+    mesh.apply_translation(-mesh.bounds.mean(axis=0))
+    mesh.apply_scale(OBJECT_EXTENT / mesh.extents.max())
+    return mesh
+
+
+def canonical_photos(mesh: trimesh.Trimesh, count: int, size: int = 384) -> list[bytes]:
+    """PNG bytes of the canonical views, RGB only (no alpha), as photos on a plain background would be."""
+    photos = []
+    for view in view_set(count):
+        rgba = render_mesh(mesh, camera_for(view, size)).rgba
+        buffer = io.BytesIO()
+        Image.fromarray(rgba[..., :3]).save(buffer, format="PNG")
+        photos.append(buffer.getvalue())
+    return photos
