@@ -5,4 +5,5 @@ from meshforge.settings import get_settings
 
 if __name__ == "__main__":
     settings = get_settings()
-    serve("flux_service.app:app", "flux-service", settings.host, settings.flux_service_port, settings.log_level)
+    port = settings.flux_service_port
+    serve("flux_service.app:app", "flux-service", settings.host, port, settings.log_level)

@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from flux_service.backends import load_backend
 from PIL import Image
 
+from flux_service.backends import load_backend
 from meshforge.schemas import FluxGenerateRequest, FluxGenerateResponse, HealthResponse
 from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers
 from meshforge.settings import get_settings

@@ -5,4 +5,10 @@ from meshforge.settings import get_settings
 
 if __name__ == "__main__":
     settings = get_settings()
-    serve("image_service.app:app", "image-service", settings.host, settings.image_service_port, settings.log_level)
+    serve(
+        "image_service.app:app",
+        "image-service",
+        settings.host,
+        settings.image_service_port,
+        settings.log_level,
+    )

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
-from image_service.backends.flux_replicas import FluxReplicas
-from image_service.downloads import download_client, download_image
-from image_service.normalise import normalise_views
 from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
+from image_service.backends.flux_replicas import FluxReplicas
+from image_service.downloads import download_client, download_image
+from image_service.normalise import normalise_views
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import view_set
 from meshforge.http import ReplicaPool, make_client
@@ -46,8 +46,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
     client = make_client(settings.request_timeout_seconds)
-    pool = ReplicaPool("flux-service", settings.flux_service_urls, client,
-                       deadline_seconds=settings.stage_timeout_seconds, retry_seconds=settings.replica_retry_seconds)
+    pool = ReplicaPool(
+        "flux-service",
+        settings.flux_service_urls,
+        client,
+        deadline_seconds=settings.stage_timeout_seconds,
+        retry_seconds=settings.replica_retry_seconds,
+    )
     app.state.generator = FluxReplicas(pool)
     app.state.downloads = download_client()
     yield
@@ -82,8 +87,12 @@ async def imagine_from_urls(body: ImagineFromUrlsRequest, request: Request) -> I
     settings = request.app.state.settings
     views = _views_for(len(body.urls))
     images = [
-        await download_image(request.app.state.downloads, str(url), max_bytes=settings.download_max_bytes,
-                             timeout=settings.download_timeout_seconds)
+        await download_image(
+            request.app.state.downloads,
+            str(url),
+            max_bytes=settings.download_max_bytes,
+            timeout=settings.download_timeout_seconds,
+        )
         for url in body.urls
     ]
     folder = _job_folder(request.app.state.storage, body.job_id)
@@ -128,7 +137,10 @@ async def _normalised(
         atomic_write_bytes(target, _png(rgba))
         paths.append(str(target))
     return ImagesResult(
-        image_paths=paths, views=views, backend=source, seconds=round(time.monotonic() - started, 3),
+        image_paths=paths,
+        views=views,
+        backend=source,
+        seconds=round(time.monotonic() - started, 3),
         detail={"normalisation": "alpha-or-border-flood-fill matte, joint scale", "image_size": size},
     )
 

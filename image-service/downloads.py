@@ -13,7 +13,9 @@ from meshforge.errors import InvalidInput
 MAX_REDIRECTS = 3
 
 
-async def download_image(client: httpx.AsyncClient, url: str, *, max_bytes: int, timeout: float) -> Image.Image:
+async def download_image(
+    client: httpx.AsyncClient, url: str, *, max_bytes: int, timeout: float
+) -> Image.Image:
     """The image at ``url``; every failure is InvalidInput naming the URL and the reason."""
     try:
         return await asyncio.wait_for(_fetch(client, url, max_bytes), timeout)

@@ -62,8 +62,13 @@ def _zoom(rgb: np.ndarray, alpha: np.ndarray, scale: float, size: int) -> np.nda
     offset = (side - crop) / 2.0
     box = (offset, offset, offset + crop, offset + crop)
     rgba = np.dstack([rgb, alpha * 255.0]).clip(0, 255).astype(np.uint8)
-    out = Image.fromarray(rgba, mode="RGBA").transform((size, size), Image.Transform.EXTENT, box, resample=Image.Resampling.BICUBIC,
-                               fillcolor=(*BACKGROUND_RGB, 0))
+    out = Image.fromarray(rgba, mode="RGBA").transform(
+        (size, size),
+        Image.Transform.EXTENT,
+        box,
+        resample=Image.Resampling.BICUBIC,
+        fillcolor=(*BACKGROUND_RGB, 0),
+    )
     result = np.asarray(out).copy()
     result[..., 3] = np.where(result[..., 3] >= 128, 255, 0)
     result[result[..., 3] == 0, :3] = BACKGROUND_RGB
@@ -72,15 +77,19 @@ def _zoom(rgb: np.ndarray, alpha: np.ndarray, scale: float, size: int) -> np.nda
 
 def _centre_on_object(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ys, xs = np.nonzero(alpha > 0.5)
-    shift_y = int(round(alpha.shape[0] / 2 - (ys.min() + ys.max() + 1) / 2))
-    shift_x = int(round(alpha.shape[1] / 2 - (xs.min() + xs.max() + 1) / 2))
+    shift_y = round(alpha.shape[0] / 2 - (ys.min() + ys.max() + 1) / 2)
+    shift_x = round(alpha.shape[1] / 2 - (xs.min() + xs.max() + 1) / 2)
     moved = np.empty_like(rgb)
     moved[:] = BACKGROUND_RGB
     moved_alpha = np.zeros_like(alpha)
-    src = (slice(max(0, -shift_y), alpha.shape[0] - max(0, shift_y)),
-           slice(max(0, -shift_x), alpha.shape[1] - max(0, shift_x)))
-    dst = (slice(max(0, shift_y), alpha.shape[0] - max(0, -shift_y)),
-           slice(max(0, shift_x), alpha.shape[1] - max(0, -shift_x)))
+    src = (
+        slice(max(0, -shift_y), alpha.shape[0] - max(0, shift_y)),
+        slice(max(0, -shift_x), alpha.shape[1] - max(0, shift_x)),
+    )
+    dst = (
+        slice(max(0, shift_y), alpha.shape[0] - max(0, -shift_y)),
+        slice(max(0, shift_x), alpha.shape[1] - max(0, -shift_x)),
+    )
     moved[dst] = rgb[src]
     moved_alpha[dst] = alpha[src]
     return moved, moved_alpha

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from meshforge.geometry.views import CanonicalView
 
-STYLE = "a single object, centered, whole object in frame, plain neutral grey background, soft studio lighting"
+STYLE = (
+    "a single object, centered, whole object in frame, plain neutral grey background, soft studio lighting"
+)
 
 
 def view_prompt(prompt: str, view: CanonicalView) -> str:

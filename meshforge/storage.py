@@ -55,13 +55,19 @@ def _is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write via a temporary file in the same folder, so readers never see a half-written file."""
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> Path:
+    """Write via a temporary file in the same folder and rename it, so readers never see half a file.
+
+    ``mode`` is applied because mkstemp's private 0600 would hide the file from the other services.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -11,13 +11,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from postprocess_service.backends import load_backend
 from starlette.concurrency import run_in_threadpool
 
 from meshforge.schemas import HealthResponse, PostprocessRequest, PostprocessResponse
 from meshforge.service import add_health_route, install_error_handlers
 from meshforge.settings import get_settings
 from meshforge.storage import Storage
+from postprocess_service.backends import load_backend
 
 SERVICE = "postprocess-service"
 

@@ -1,4 +1,4 @@
-"""`python -m reconstruction_service`: listens on MESHFORGE_HOST:MESHFORGE_RECONSTRUCTION_SERVICE_PORT (38130)."""
+"""`python -m reconstruction_service`: listens on MESHFORGE_HOST:MESHFORGE_RECONSTRUCTION_SERVICE_PORT."""
 
 from meshforge.service import serve
 from meshforge.settings import get_settings

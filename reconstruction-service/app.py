@@ -15,8 +15,6 @@ import numpy as np
 import trimesh
 from fastapi import FastAPI, Request
 from PIL import Image, UnidentifiedImageError
-from reconstruction_service.backends import load_backend
-from reconstruction_service.backends.base import Reconstructor
 
 from meshforge.errors import InvalidInput, UnsupportedFormat
 from meshforge.geometry.views import VIEWS_BY_NAME, CanonicalView, view_set
@@ -24,6 +22,8 @@ from meshforge.schemas import HealthResponse, ReconstructRequest, ReconstructRes
 from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers
 from meshforge.settings import get_settings
 from meshforge.storage import Storage
+from reconstruction_service.backends import load_backend
+from reconstruction_service.backends.base import Reconstructor
 
 SERVICE = "reconstruction-service"
 MESH_FORMATS = ("glb", "obj", "ply")
@@ -53,15 +53,21 @@ async def reconstruct_mesh(body: ReconstructRequest, request: Request) -> Recons
     state = request.app.state
     storage: Storage = state.storage
     if body.output_format not in MESH_FORMATS:
-        raise UnsupportedFormat(f'reconstruction writes {", ".join(MESH_FORMATS)}, not "{body.output_format}"')
+        raise UnsupportedFormat(
+            f'reconstruction writes {", ".join(MESH_FORMATS)}, not "{body.output_format}"'
+        )
     views = _views(body)
     paths = [storage.shared_file(path) for path in body.image_paths]
     target = _target(storage, body)
     started = time.monotonic()
     mesh, detail = await state.runner.run(_run, state.backend, paths, views, body.resolution, target)
     return ReconstructResponse(
-        mesh_path=str(target), backend=state.backend.name, vertices=len(mesh.vertices), faces=len(mesh.faces),
-        seconds=round(time.monotonic() - started, 3), detail=detail,
+        mesh_path=str(target),
+        backend=state.backend.name,
+        vertices=len(mesh.vertices),
+        faces=len(mesh.faces),
+        seconds=round(time.monotonic() - started, 3),
+        detail=detail,
     )
 
 

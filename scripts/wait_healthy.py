@@ -23,7 +23,9 @@ def main() -> int:
     last = "no answer yet"
     while time.monotonic() < deadline:
         try:
-            health = httpx.get(f"http://{settings.host}:{settings.orchestrator_port}/health", timeout=5).json()
+            health = httpx.get(
+                f"http://{settings.host}:{settings.orchestrator_port}/health", timeout=5
+            ).json()
             if health.get("status") == "ok":
                 print_ready(api, health)
                 signal.pause()

@@ -78,9 +78,21 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is not installed: run scripts/bootstrap (make test does)")
         popen = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(folder)],
-            stdout=log.open("w"), stderr=subprocess.STDOUT,
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+            ],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
         )
         server = cls(port, Process("redis", popen, log))
         wait_until(lambda: _redis_ping(port), 10, "redis-server")
@@ -170,12 +182,19 @@ def start_fleet(data_dir: Path, *, flux_replicas: int = 2, reconstruction_replic
     fleet = Fleet(data_dir, redis, env)
     try:
         for index, port in enumerate(ports["flux"]):
-            fleet.start_service(f"flux-{index}", "flux_service", "MESHFORGE_FLUX_SERVICE_PORT",
-                                MESHFORGE_FLUX_SERVICE_PORT=str(port))
+            fleet.start_service(
+                f"flux-{index}",
+                "flux_service",
+                "MESHFORGE_FLUX_SERVICE_PORT",
+                MESHFORGE_FLUX_SERVICE_PORT=str(port),
+            )
         for index, port in enumerate(ports["reconstruction"]):
-            fleet.start_service(f"reconstruction-{index}", "reconstruction_service",
-                                "MESHFORGE_RECONSTRUCTION_SERVICE_PORT",
-                                MESHFORGE_RECONSTRUCTION_SERVICE_PORT=str(port))
+            fleet.start_service(
+                f"reconstruction-{index}",
+                "reconstruction_service",
+                "MESHFORGE_RECONSTRUCTION_SERVICE_PORT",
+                MESHFORGE_RECONSTRUCTION_SERVICE_PORT=str(port),
+            )
         fleet.start_service("image", "image_service", "MESHFORGE_IMAGE_SERVICE_PORT")
         fleet.start_service("postprocess", "postprocess_service", "MESHFORGE_POSTPROCESS_SERVICE_PORT")
         fleet.start_service("orchestrator", "orchestrator", "MESHFORGE_ORCHESTRATOR_PORT")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flux_service.backends.base import ImageGenerator
-
 from meshforge.errors import InvalidInput
 
 AVAILABLE = ("procedural",)

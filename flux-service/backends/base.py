@@ -12,6 +12,8 @@ class ImageGenerator(Protocol):
 
     name: str
 
-    def generate(self, prompt: str, width: int, height: int, seed: int | None, view: str | None) -> Image.Image:
+    def generate(
+        self, prompt: str, width: int, height: int, seed: int | None, view: str | None
+    ) -> Image.Image:
         """Render ``prompt``; ``view`` names the canonical view the prompt asks for, when known."""
         ...

@@ -7,9 +7,9 @@ saying how to enable FLUX (flux_service.procedural).
 
 from __future__ import annotations
 
-from flux_service.procedural import parse_prompt, render_view
 from PIL import Image
 
+from flux_service.procedural import parse_prompt, render_view
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import FRONT, VIEWS_BY_NAME, CanonicalView
 
@@ -17,7 +17,9 @@ from meshforge.geometry.views import FRONT, VIEWS_BY_NAME, CanonicalView
 class ProceduralShapes:
     name = "procedural-shapes"
 
-    def generate(self, prompt: str, width: int, height: int, seed: int | None, view: str | None) -> Image.Image:
+    def generate(
+        self, prompt: str, width: int, height: int, seed: int | None, view: str | None
+    ) -> Image.Image:
         if width != height:
             raise InvalidInput(f"the procedural backend renders square views; got {width}×{height}")
         return Image.fromarray(render_view(parse_prompt(prompt), _canonical(view), width), mode="RGBA")

@@ -10,7 +10,6 @@ import asyncio
 from pathlib import Path
 
 from image_service.prompts import view_prompt, view_seed
-
 from meshforge.geometry.views import CanonicalView
 from meshforge.http import ReplicaPool
 from meshforge.schemas import FluxGenerateRequest, FluxGenerateResponse

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CAMERA_DISTANCE = 2.5
-FOV_DEG = 35.0
+CAMERA_DISTANCE = 6.0
+FOV_DEG = 18.0
 OBJECT_EXTENT = 1.0
 BACKGROUND_RGB: tuple[int, int, int] = (128, 128, 128)
 

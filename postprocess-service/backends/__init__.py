@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from postprocess_service.backends.base import MeshFinisher
-
 from meshforge.errors import InvalidInput
+from postprocess_service.backends.base import MeshFinisher
 
 AVAILABLE = ("trimesh",)
 

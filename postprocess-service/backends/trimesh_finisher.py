@@ -14,7 +14,9 @@ class TrimeshFinisher:
     name = "trimesh"
     formats = SUPPORTED_FORMATS
 
-    def finish(self, mesh_path: Path, output_format: str, target_faces: int | None, output_path: Path) -> dict[str, Any]:
+    def finish(
+        self, mesh_path: Path, output_format: str, target_faces: int | None, output_path: Path
+    ) -> dict[str, Any]:
         check_format(output_format)
         timings: dict[str, float] = {}
         clock = time.monotonic()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from reconstruction_service.backends.base import Reconstructor
-
 from meshforge.errors import InvalidInput
+from reconstruction_service.backends.base import Reconstructor
 
 AVAILABLE = ("visual_hull",)
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 import trimesh
-from reconstruction_service.visual_hull import reconstruct
 
 from meshforge.geometry.views import CanonicalView
+from reconstruction_service.visual_hull import reconstruct
 
 
 class VisualHull:
