@@ -17,3 +17,6 @@ lint: install
 
 format: install
 	.venv/bin/ruff format .
+
+bench: install
+	.venv/bin/python -m benchmarks.pipeline

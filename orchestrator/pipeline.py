@@ -176,9 +176,7 @@ class JobRunner:
         if not await self.store.enter_stage(job_id, self.worker_id, state, message):
             raise OwnershipLost
         started, started_at = time.monotonic(), time.time()
-        result, replica = await self._until_cancelled(
-            job_id, lambda: pool.post(path, body, response_model, cancelled=self._cancelled(job_id))
-        )
+        result, replica = await self._until_cancelled(job_id, lambda: pool.post(path, body, response_model))
         detail = dict(getattr(result, "detail", {}) or {})
         detail["replica"] = replica
         record = StageRecord(
@@ -192,31 +190,35 @@ class JobRunner:
             raise OwnershipLost
         return result
 
-    def _cancelled(self, job_id: str) -> Callable[[], Awaitable[bool]]:
-        async def check() -> bool:
-            return not await self.store.is_still_mine(job_id, self.worker_id)
-
-        return check
-
     async def _until_cancelled(self, job_id: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Run a stage call, abandoning it as soon as the job stops being ours (e.g. cancelled)."""
+        """Run a stage call, abandoning it as soon as the job stops being ours (e.g. cancelled).
+
+        The watcher is asked to stop rather than cancelled: cancelling a task in the middle of a Redis
+        command can leave its pooled connection with an unread reply, which stalls a later command.
+        """
+        stop = asyncio.Event()
         task = asyncio.ensure_future(call())
-        watcher = asyncio.ensure_future(self._watch(job_id))
+        watcher = asyncio.ensure_future(self._watch(job_id, stop))
         try:
             done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 return task.result()
             raise OwnershipLost
         finally:
-            for pending in (task, watcher):
-                if not pending.done():
-                    pending.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await pending
+            stop.set()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await watcher
 
-    async def _watch(self, job_id: str) -> None:
+    async def _watch(self, job_id: str, stop: asyncio.Event) -> None:
+        """Returns when the job is no longer this dispatcher's, or when asked to stop."""
         while await self.store.is_still_mine(job_id, self.worker_id):
-            await asyncio.sleep(0.25)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.25)
+            if stop.is_set():
+                return
 
     async def _finish(self, job_id: str, asset: PostprocessResponse) -> None:
         ok = await self.store.update(
