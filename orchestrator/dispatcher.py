@@ -18,6 +18,7 @@ import socket
 import uuid
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from meshforge.http import ReplicaPool, make_client
 from meshforge.logging import configure_logging
@@ -27,6 +28,7 @@ from orchestrator.pipeline import JobRunner, StagePools
 from orchestrator.queue import ReliableQueue
 
 log = logging.getLogger("dispatcher")
+REDIS_RETRY_SECONDS = 1.0
 
 
 class Dispatcher:
@@ -61,17 +63,26 @@ class Dispatcher:
 
     async def _slot(self) -> None:
         while True:
-            job_id = await self.queue.claim(timeout=1.0)
-            if job_id is None:
-                continue
             try:
-                if await self.runner.store.claim(job_id, self.worker_id):
-                    log.info("job %s: started", job_id)
-                    await self.runner.run(job_id)
-            finally:
-                # A cancelled slot (shutdown) leaves the job in the processing list for release().
-                if not self._stopping.is_set():
-                    await self.queue.ack(job_id)
+                await self._take_one()
+            except (RedisError, OSError) as exc:
+                # Redis restarting must not silently kill the slot: log, wait, carry on. A job taken
+                # meanwhile stays in the processing list and is requeued if this dispatcher loses its lease.
+                log.error("lost Redis (%s); retrying in %.0f s", exc, REDIS_RETRY_SECONDS)
+                await asyncio.sleep(REDIS_RETRY_SECONDS)
+
+    async def _take_one(self) -> None:
+        job_id = await self.queue.claim(timeout=1.0)
+        if job_id is None:
+            return
+        try:
+            if await self.runner.store.claim(job_id, self.worker_id):
+                log.info("job %s: started", job_id)
+                await self.runner.run(job_id)
+        finally:
+            # A cancelled slot (shutdown) leaves the job in the processing list for release().
+            if not self._stopping.is_set():
+                await self.queue.ack(job_id)
 
     async def _housekeeping(self) -> None:
         """Keep this dispatcher's lease alive and give back the jobs of dispatchers that died."""
@@ -79,11 +90,14 @@ class Dispatcher:
         reap_every = max(1, round(self.settings.reap_interval_seconds / beat))
         tick = 0
         while True:
-            await self.queue.heartbeat()
-            if tick % reap_every == 0:
-                moved = await self.queue.reap(TERMINAL)
-                if moved:
-                    log.warning("requeued %d job(s) of a dispatcher whose lease expired", moved)
+            try:
+                await self.queue.heartbeat()
+                if tick % reap_every == 0:
+                    moved = await self.queue.reap(TERMINAL)
+                    if moved:
+                        log.warning("requeued %d job(s) of a dispatcher whose lease expired", moved)
+            except (RedisError, OSError) as exc:
+                log.error("housekeeping could not reach Redis: %s", exc)
             tick += 1
             await asyncio.sleep(beat)
 

@@ -17,12 +17,13 @@ from meshforge import redis_keys as keys
 
 # KEYS: processing list, queue, workers set, lease. ARGV: worker id, now, terminal states...
 # Give back every job of a worker whose lease is gone: the unfinished ones go to the queue's taking
-# end (first in line: they waited longest), marked queued again with their owner cleared.
+# end (first in line: they waited longest), oldest claim nearest the end, marked queued again with
+# their owner cleared.
 _REQUEUE_DEAD = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local moved = 0
 while true do
-  local job_id = redis.call('RPOP', KEYS[1])
+  local job_id = redis.call('LPOP', KEYS[1])
   if not job_id then break end
   local job = 'job:' .. job_id
   local state = redis.call('HGET', job, 'state')
@@ -54,10 +55,14 @@ class ReliableQueue:
     async def register(self) -> None:
         """Announce this dispatcher; the lease is taken before any job is, so no job is ever unleased."""
         await self.heartbeat()
-        await self.redis.sadd(keys.WORKERS, self.worker_id)
 
     async def heartbeat(self) -> None:
-        await self.redis.set(keys.worker_alive(self.worker_id), time.time(), px=self.lease_ms)
+        """Renew the lease, and re-register: a worker that stalled past its lease was unregistered by a
+        reaper, and must be found by the next reaper if it dies later."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.worker_alive(self.worker_id), time.time(), px=self.lease_ms)
+            pipe.sadd(keys.WORKERS, self.worker_id)
+            await pipe.execute()
 
     async def claim(self, timeout: float) -> str | None:
         """Wait up to ``timeout`` seconds for a job id; it lands in this worker's processing list."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import trimesh
 
 from meshforge.errors import BackendError, InvalidInput, UnsupportedFormat
+from meshforge.geometry.colour import srgb_to_linear
 from meshforge.storage import atomic_write_bytes
 from postprocess_service.cleaning import vertex_colours
 
@@ -71,7 +72,11 @@ def _asset_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 def _encode_glb(mesh: trimesh.Trimesh) -> bytes:
     # Normals are written because glTF viewers must shade a primitive without them flat, which makes a
-    # smooth marching-cubes surface look faceted. Colours go out as COLOR_0 (normalised RGBA bytes).
+    # smooth marching-cubes surface look faceted. COLOR_0 is linear light by the glTF specification,
+    # while our colours are sRGB (they come from images): written unconverted they look washed out.
+    if mesh.visual.kind == "vertex":
+        mesh = mesh.copy()
+        mesh.visual.vertex_colors = srgb_to_linear(mesh.visual.vertex_colors)
     return trimesh.exchange.gltf.export_glb(trimesh.Scene(mesh), include_normals=True)
 
 

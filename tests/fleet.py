@@ -222,3 +222,127 @@ def download(api: httpx.Client, job_id: str, folder: Path) -> Path:
     path = folder / name
     path.write_bytes(response.content)
     return path
+
+
+# --- Extra orchestrators for reliability tests ----------------------------------------------------
+# A Stack is an orchestrator API plus dispatchers of its own, on their own Redis database of the
+# fleet's server, driving the fleet's stage services: its jobs never meet the fleet's dispatcher.
+
+import redis  # noqa: E402  (kept with the code that uses it: this section was appended)
+
+_stack_serial = 0
+
+
+def _next_serial() -> int:
+    global _stack_serial
+    _stack_serial += 1
+    return _stack_serial
+
+
+@dataclass
+class DispatcherProcess:
+    """A running `python -m orchestrator.dispatcher` and the worker id it registered in Redis."""
+
+    process: Process
+    worker_id: str
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        self.process.stop(sig, timeout)
+
+
+@dataclass
+class Stack:
+    fleet: Fleet
+    name: str
+    env: dict[str, str]
+    """Variables overriding the fleet's environment for this stack's processes."""
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.env['MESHFORGE_ORCHESTRATOR_PORT']}"
+
+    @property
+    def redis_url(self) -> str:
+        return self.env["MESHFORGE_REDIS_URL"]
+
+    def redis_client(self) -> redis.Redis:
+        """A synchronous client of this stack's database, decoding answers to str."""
+        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+    def _start(self, role: str, module: str, port_var: str | None, extra: dict[str, str]) -> Process:
+        name = f"{self.name}-{role}-{_next_serial()}"
+        process = self.fleet.start_service(name, module, port_var, **{**self.env, **extra})
+        self.processes.append(process)
+        return process
+
+    def start_api(self) -> Process:
+        return self._start("orchestrator", "orchestrator", "MESHFORGE_ORCHESTRATOR_PORT", {})
+
+    def start_dispatcher(self, timeout: float = 30, **extra: str) -> DispatcherProcess:
+        """Start a dispatcher; returns once it has registered (lease taken, ready to take jobs)."""
+        process = self._start("dispatcher", "orchestrator.dispatcher", None, extra)
+        pid = str(process.popen.pid)
+        found: list[str] = []
+
+        def registered() -> bool:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"dispatcher exited with {process.popen.returncode}\n{process.tail()}")
+            with self.redis_client() as client:
+                for worker in client.smembers("3d:workers"):
+                    if worker.rsplit("-", 2)[-2:-1] == [pid] and client.exists(f"3d:worker:{worker}"):
+                        found.append(worker)
+                        return True
+            return False
+
+        deadline = time.monotonic() + timeout
+        while not registered():
+            if time.monotonic() > deadline:
+                process.stop(signal.SIGKILL)
+                raise TimeoutError(f"dispatcher did not register within {timeout} s\n{process.tail()}")
+            time.sleep(0.05)
+        return DispatcherProcess(process, found[0])
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+            if process in self.fleet.processes:
+                self.fleet.processes.remove(process)
+        self.processes.clear()
+
+    def logs(self) -> str:
+        return "\n".join(p.tail() for p in self.processes)
+
+
+def start_stack(fleet: Fleet, name: str, db: int, *, api: bool = True, **extra: str) -> Stack:
+    """An orchestrator on Redis database ``db`` (emptied first) of the fleet's server; ``extra`` overrides
+    MESHFORGE_* settings for the stack's processes. Start dispatchers with ``Stack.start_dispatcher``."""
+    env = {
+        "MESHFORGE_REDIS_URL": f"redis://127.0.0.1:{fleet.redis.port}/{db}",
+        "MESHFORGE_ORCHESTRATOR_PORT": str(free_port()),
+        **extra,
+    }
+    stack = Stack(fleet, name, env)
+    with stack.redis_client() as client:
+        client.flushdb()
+    if api:
+        try:
+            stack.start_api()
+        except BaseException:
+            stack.stop()
+            raise
+    return stack
+
+
+def wait_for_state(api: httpx.Client, job_id: str, states: set[str], timeout: float = 60) -> dict:
+    """The job's status as soon as it is in one of ``states``; fails at once if it ends elsewhere."""
+    deadline = time.monotonic() + timeout
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = api.get(f"/3d/status/{job_id}").json()
+        if status["state"] in states:
+            return status
+        if status["state"] in ("completed", "failed", "cancelled"):
+            raise AssertionError(f"job {job_id} ended {status['state']} before reaching {states}: {status}")
+        time.sleep(0.02)
+    raise TimeoutError(f"job {job_id} still {status.get('state')} after {timeout} s, never in {states}")

@@ -9,12 +9,17 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from meshforge.geometry.colour import linear_to_srgb
 from meshforge.geometry.raster import render_mesh
 from meshforge.geometry.views import OBJECT_EXTENT, camera_for, view_set
 
 
 def load(path: Path) -> trimesh.Trimesh:
-    return trimesh.load(path, force="mesh")
+    """The asset as a mesh, its vertex colours as a viewer shows them (sRGB)."""
+    mesh = trimesh.load(path, force="mesh")
+    if path.suffix == ".glb" and mesh.visual.kind == "vertex":  # glTF's COLOR_0 is linear light
+        mesh.visual.vertex_colors = linear_to_srgb(mesh.visual.vertex_colors)
+    return mesh
 
 
 def normalised(mesh: trimesh.Trimesh) -> trimesh.Trimesh:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.fleet
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -56,7 +56,9 @@ def test_a_missing_url_fails_the_job_naming_the_url(api: httpx.Client, photo_ser
     assert f"{photo_server}/missing.png" in status["message"] and "404" in status["message"]
 
 
-def test_a_url_that_is_not_an_image_fails_the_job_with_the_reason(api: httpx.Client, photo_server: str) -> None:
+def test_a_url_that_is_not_an_image_fails_the_job_with_the_reason(
+    api: httpx.Client, photo_server: str
+) -> None:
     status = submit(api, [f"{photo_server}/notes.txt"])
     assert status["state"] == "failed"
     assert "not an image" in status["message"]
