@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import redis
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -227,8 +228,6 @@ def download(api: httpx.Client, job_id: str, folder: Path) -> Path:
 # --- Extra orchestrators for reliability tests ----------------------------------------------------
 # A Stack is an orchestrator API plus dispatchers of its own, on their own Redis database of the
 # fleet's server, driving the fleet's stage services: its jobs never meet the fleet's dispatcher.
-
-import redis  # noqa: E402  (kept with the code that uses it: this section was appended)
 
 _stack_serial = 0
 
