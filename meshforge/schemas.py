@@ -16,6 +16,17 @@ class OutputFormat(StrEnum):
     glb = "glb"
     obj = "obj"
     fbx = "fbx"
+    stl = "stl"
+
+    @property
+    def asset_suffix(self) -> str:
+        """The asset file's suffix: OBJ comes with its .mtl and texture, zipped into one download."""
+        return ".obj.zip" if self is OutputFormat.obj else f".{self.value}"
+
+
+class Origin(StrEnum):
+    bottom = "bottom"
+    center = "center"
 
 
 class QualityTier(StrEnum):
@@ -54,6 +65,13 @@ class JobOptions(BaseModel):
     quality_tier: QualityTier = QualityTier.standard
     seed: int | None = Field(
         default=None, ge=0, le=MAX_SEED, description="Same seed, same input → same asset"
+    )
+    target_faces: int | None = Field(
+        default=None, ge=100, le=2_000_000, description="Polygon budget; default set by the quality tier"
+    )
+    origin: Origin = Field(default=Origin.bottom, description="Asset origin: bottom centre or centre")
+    height_m: float | None = Field(
+        default=None, gt=0, le=10_000, description="Scale the asset to this height in metres"
     )
 
 
@@ -105,6 +123,7 @@ class JobStatus(BaseModel):
     message: str
     asset_path: str | None = None
     download_url: str | None = None
+    preview_url: str | None = None
     progress: int = Field(ge=0, le=100)
     created_at: float
     updated_at: float
@@ -204,14 +223,19 @@ class ReconstructResponse(BaseModel):
 
 class PostprocessRequest(BaseModel):
     mesh_path: str
-    output_format: str = "glb"
+    output_format: OutputFormat = OutputFormat.glb
     target_faces: int | None = Field(default=None, ge=100)
+    origin: Origin = Origin.bottom
+    height_m: float | None = Field(default=None, gt=0)
+    texture_size: int = Field(default=1024, ge=64, le=8192)
     output_path: str | None = None
+    preview: bool = True
     job_id: str | None = None
 
 
 class PostprocessResponse(BaseModel):
     asset_path: str
+    preview_path: str | None = None
     backend: str
     vertices: int
     faces: int

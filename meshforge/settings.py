@@ -25,11 +25,16 @@ class TierProfile(BaseModel):
     image_size: int
     voxel_resolution: int
     target_faces: int
+    texture_size: int
 
 
 DEFAULT_TIERS: dict[QualityTier, TierProfile] = {
-    QualityTier.standard: TierProfile(views=8, image_size=256, voxel_resolution=96, target_faces=20_000),
-    QualityTier.high: TierProfile(views=8, image_size=512, voxel_resolution=160, target_faces=80_000),
+    QualityTier.standard: TierProfile(
+        views=8, image_size=256, voxel_resolution=96, target_faces=20_000, texture_size=1024
+    ),
+    QualityTier.high: TierProfile(
+        views=8, image_size=512, voxel_resolution=160, target_faces=80_000, texture_size=2048
+    ),
 }
 
 
@@ -64,6 +69,11 @@ class Settings(BaseSettings):
     flux_backend: str = "procedural"
     reconstruction_backend: str = "visual_hull"
     postprocess_backend: str = "trimesh"
+
+    # FBX export: headless Blender (the bpy wheel) in its own virtualenv, run as one process per export.
+    # bpy pins numpy<2, so it cannot live in the service's own environment. Relative to the working dir.
+    blender_python: Path = Path(".venv-blender/bin/python")
+    blender_timeout_seconds: float = Field(default=120.0, gt=0)
 
     # Dispatcher.
     dispatcher_concurrency: int = Field(default=4, ge=1)

@@ -27,8 +27,11 @@ class Storage:
     def job_cache(self, job_id: str) -> Path:
         return self.cache / "jobs" / job_id
 
-    def asset_path(self, job_id: str, output_format: str) -> Path:
-        return self.outputs / f"{job_id}.{output_format}"
+    def asset_path(self, job_id: str, suffix: str) -> Path:
+        return self.outputs / f"{job_id}{suffix}"
+
+    def preview_path(self, job_id: str) -> Path:
+        return self.outputs / f"{job_id}.preview.png"
 
     def input_image(self, path: str) -> Path:
         """Resolve a user-given image path; it must stay inside inputs/ (relative to it or absolute)."""

@@ -25,6 +25,7 @@ from meshforge.schemas import (
     ImagineFromUrlsRequest,
     ImagineGenerateRequest,
     JobState,
+    OutputFormat,
     PostprocessRequest,
     PostprocessResponse,
     QualityTier,
@@ -144,12 +145,15 @@ class JobRunner:
         self, job_id: str, request: dict[str, Any], mesh: ReconstructResponse
     ) -> PostprocessResponse:
         tier = self._tier(request)
-        output_format = request["output_format"]
+        output_format = OutputFormat(request["output_format"])
         body = PostprocessRequest(
             mesh_path=mesh.mesh_path,
             output_format=output_format,
-            target_faces=tier.target_faces,
-            output_path=str(self.storage.asset_path(job_id, output_format)),
+            target_faces=request.get("target_faces") or tier.target_faces,
+            origin=request.get("origin", "bottom"),
+            height_m=request.get("height_m"),
+            texture_size=tier.texture_size,
+            output_path=str(self.storage.asset_path(job_id, output_format.asset_suffix)),
             job_id=job_id,
         )
         message = f"cleaning the mesh and exporting {output_format}"
@@ -178,6 +182,7 @@ class JobRunner:
         started, started_at = time.monotonic(), time.time()
         result, replica = await self._until_cancelled(job_id, lambda: pool.post(path, body, response_model))
         detail = dict(getattr(result, "detail", {}) or {})
+        detail.update({key: getattr(result, key) for key in ("vertices", "faces") if hasattr(result, key)})
         detail["replica"] = replica
         record = StageRecord(
             backend=getattr(result, "backend", None),
@@ -226,6 +231,7 @@ class JobRunner:
             self.worker_id,
             state=JobState.completed.value,
             progress=100,
+            preview_path=asset.preview_path or "",
             asset_path=asset.asset_path,
             message=f"done: {asset.faces} faces, {asset.vertices} vertices",
             owner="",

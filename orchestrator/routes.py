@@ -22,6 +22,7 @@ from meshforge.schemas import (
     JobOptions,
     JobState,
     JobStatus,
+    OutputFormat,
     UploadResponse,
 )
 from orchestrator.jobs import JobStore
@@ -29,7 +30,12 @@ from orchestrator.uploads import check_image_paths, check_view_count, store_uplo
 
 router = APIRouter()
 
-MEDIA_TYPES = {"glb": "model/gltf-binary", "obj": "model/obj", "fbx": "application/octet-stream"}
+MEDIA_TYPES = {
+    ".glb": "model/gltf-binary",
+    ".obj.zip": "application/zip",
+    ".fbx": "application/octet-stream",
+    ".stl": "model/stl",
+}
 MAX_WAIT_SECONDS = 120.0
 
 
@@ -110,10 +116,25 @@ async def download(job_id: str, request: Request) -> FileResponse:
     path = Path(job.asset_path)
     if not path.is_file():
         raise NotFound(f"the asset file of job {job_id} is no longer on disk")
-    fmt = path.suffix.lstrip(".")
-    return FileResponse(
-        path, media_type=MEDIA_TYPES.get(fmt, "application/octet-stream"), filename=f"{job_id}.{fmt}"
-    )
+    suffix = OutputFormat(job.request["output_format"]).asset_suffix
+    return FileResponse(path, media_type=MEDIA_TYPES[suffix], filename=f"{job_id}{suffix}")
+
+
+@router.get(
+    "/3d/preview/{job_id}",
+    tags=["jobs"],
+    response_class=FileResponse,
+    responses={409: {"description": "The job has no preview yet"}},
+)
+async def preview(job_id: str, request: Request) -> FileResponse:
+    """A PNG preview of the finished asset."""
+    record = await _store(request).raw(job_id)
+    path = Path(record.get("preview_path") or "")
+    if not record.get("preview_path"):
+        raise Conflict(f"job {job_id} is {record['state']}; its preview exists once it is completed")
+    if not path.is_file():
+        raise NotFound(f"the preview of job {job_id} is no longer on disk")
+    return FileResponse(path, media_type="image/png", filename=f"{job_id}.png")
 
 
 @router.get("/3d/jobs", response_model=JobList, tags=["jobs"])

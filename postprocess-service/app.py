@@ -18,6 +18,7 @@ from meshforge.service import add_health_route, install_error_handlers
 from meshforge.settings import get_settings
 from meshforge.storage import Storage
 from postprocess_service.backends import load_backend
+from postprocess_service.backends.base import FinishJob
 
 SERVICE = "postprocess-service"
 
@@ -27,7 +28,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
-    app.state.backend = load_backend(settings.postprocess_backend)
+    app.state.backend = load_backend(settings)
     yield
 
 
@@ -47,11 +48,21 @@ async def clean(body: PostprocessRequest, request: Request) -> PostprocessRespon
     storage: Storage = request.app.state.storage
     backend = request.app.state.backend
     mesh_path = storage.shared_file(body.mesh_path)
-    target = _target(storage, body, mesh_path)
+    job = FinishJob(
+        mesh_path=mesh_path,
+        output_path=_target(storage, body, mesh_path),
+        output_format=body.output_format.value,
+        target_faces=body.target_faces,
+        origin=body.origin,
+        height_m=body.height_m,
+        texture_size=body.texture_size,
+        preview_path=_preview(storage, body, mesh_path),
+    )
     started = time.monotonic()
-    detail = await run_in_threadpool(backend.finish, mesh_path, body.output_format, body.target_faces, target)
+    detail = await run_in_threadpool(backend.finish, job)
     return PostprocessResponse(
-        asset_path=str(target),
+        asset_path=str(job.output_path),
+        preview_path=str(job.preview_path) if job.preview_path else None,
         backend=backend.name,
         vertices=detail.pop("vertices"),
         faces=detail.pop("faces"),
@@ -63,4 +74,11 @@ async def clean(body: PostprocessRequest, request: Request) -> PostprocessRespon
 def _target(storage: Storage, body: PostprocessRequest, mesh_path: Path) -> Path:
     if body.output_path is not None:
         return storage.inside(storage.outputs, body.output_path, what="output path")
-    return storage.outputs / f"{mesh_path.stem}.{body.output_format}"
+    return storage.asset_path(mesh_path.stem, body.output_format.asset_suffix)
+
+
+def _preview(storage: Storage, body: PostprocessRequest, mesh_path: Path) -> Path | None:
+    if not body.preview:
+        return None
+    stem = body.job_id or mesh_path.stem
+    return storage.preview_path(stem)

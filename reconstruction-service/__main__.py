@@ -5,5 +5,10 @@ from meshforge.settings import get_settings
 
 if __name__ == "__main__":
     settings = get_settings()
-    serve("reconstruction_service.app:app", "reconstruction-service", settings.host,
-          settings.reconstruction_service_port, settings.log_level)
+    serve(
+        "reconstruction_service.app:app",
+        "reconstruction-service",
+        settings.host,
+        settings.reconstruction_service_port,
+        settings.log_level,
+    )

@@ -15,10 +15,14 @@ from meshforge.geometry.views import OBJECT_EXTENT, camera_for, view_set
 
 
 def load(path: Path) -> trimesh.Trimesh:
-    """The asset as a mesh, its vertex colours as a viewer shows them (sRGB)."""
+    """The asset as one welded mesh with sRGB vertex colours, whether it carries a texture or COLOR_0."""
     mesh = trimesh.load(path, force="mesh")
-    if path.suffix == ".glb" and mesh.visual.kind == "vertex":  # glTF's COLOR_0 is linear light
+    if mesh.visual.kind == "texture":
+        mesh.visual = mesh.visual.to_color()  # samples the (sRGB) texture at every vertex's UV
+    elif path.suffix == ".glb" and mesh.visual.kind == "vertex":  # glTF's COLOR_0 is linear light
         mesh.visual.vertex_colors = linear_to_srgb(mesh.visual.vertex_colors)
+    # Textured meshes are split along UV seams; weld them to judge the surface itself.
+    mesh.merge_vertices(merge_tex=True, merge_norm=True)
     return mesh
 
 

@@ -20,12 +20,15 @@ def error(response: httpx.Response, status: int) -> str:
 @pytest.mark.parametrize(
     ("body", "words"),
     [
-        ({"prompt": "a red cube", "output_format": "stl"}, ["output_format", "glb", "obj", "fbx"]),
+        ({"prompt": "a red cube", "output_format": "ply"}, ["output_format", "glb", "obj", "fbx", "stl"]),
         ({"prompt": "a red cube", "quality_tier": "ultra"}, ["quality_tier", "standard", "high"]),
         ({"prompt": ""}, ["prompt"]),
         ({"prompt": "   "}, ["prompt is empty"]),
         ({}, ["prompt", "required"]),
         ({"prompt": "a red cube", "seed": -1}, ["seed"]),
+        ({"prompt": "a red cube", "target_faces": 10}, ["target_faces", "100"]),
+        ({"prompt": "a red cube", "origin": "top"}, ["origin", "bottom", "center"]),
+        ({"prompt": "a red cube", "height_m": 0}, ["height_m"]),
     ],
 )
 def test_generate_rejects_bad_bodies_with_a_readable_message(
@@ -64,6 +67,7 @@ def test_unknown_job_is_404_everywhere(api: httpx.Client) -> None:
         api.get(f"/3d/status/{UNKNOWN}"),
         api.get(f"/3d/download/{UNKNOWN}"),
         api.post(f"/3d/cancel/{UNKNOWN}"),
+        api.get(f"/3d/preview/{UNKNOWN}"),
     ):
         assert UNKNOWN in error(response, 404)
 
@@ -72,6 +76,7 @@ def test_download_before_completion_is_409(api: httpx.Client) -> None:
     job_id = api.post("/3d/generate", json={"prompt": "a red cube", "quality_tier": "high"}).json()["job_id"]
     message = error(api.get(f"/3d/download/{job_id}"), 409)
     assert "completed" in message
+    assert "completed" in error(api.get(f"/3d/preview/{job_id}"), 409)
     api.post(f"/3d/cancel/{job_id}")
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+import trimesh
+from PIL import Image
 
-from tests.fleet import download, wait_for_end
+from postprocess_service.blender import inspect_fbx
+from tests.fleet import REPO, download, wait_for_end
+from tests.gltf_validator import assert_valid_glb
 from tests.meshes import (
     box_fill,
     canonical_photos,
@@ -21,6 +28,8 @@ from tests.meshes import (
 )
 
 pytestmark = pytest.mark.fleet
+
+BLENDER_PYTHON = REPO / ".venv-blender" / "bin" / "python"
 
 # Measured visual-hull error for the stacked-boxes object (docs/views.md); the bound leaves a margin.
 CHAMFER_BOUND_4_VIEWS = 0.03
@@ -37,6 +46,7 @@ def test_red_cube_prompt_gives_a_closed_red_box(api: httpx.Client, tmp_path: Pat
     assert status["state"] == "completed", status["message"]
     path = download(api, status["job_id"], tmp_path)
     assert path.read_bytes()[:4] == b"glTF"
+    assert_valid_glb(path)
     mesh = load(path)
     assert mesh.is_watertight
     assert mesh.extents.max() / mesh.extents.min() < 1.2
@@ -48,7 +58,9 @@ def test_red_cube_prompt_gives_a_closed_red_box(api: httpx.Client, tmp_path: Pat
 def test_blue_sphere_prompt_gives_a_round_blue_mesh(api: httpx.Client, tmp_path: Path) -> None:
     status = generate(api, prompt="a blue sphere")
     assert status["state"] == "completed", status["message"]
-    mesh = load(download(api, status["job_id"], tmp_path))
+    path = download(api, status["job_id"], tmp_path)
+    assert_valid_glb(path)
+    mesh = load(path)
     assert mesh.is_watertight
     assert mesh.extents.max() / mesh.extents.min() < 1.15
     assert radial_spread(mesh) < 0.06
@@ -63,13 +75,17 @@ def test_status_reports_progress_timings_request_and_backends(api: httpx.Client)
     )
     assert status["state"] == "completed", status["message"]
     assert status["progress"] == 100
-    assert status["asset_path"].endswith(".obj")
+    assert status["asset_path"].endswith(".obj.zip")
     assert status["download_url"] == f"/3d/download/{status['job_id']}"
+    assert status["preview_url"] == f"/3d/preview/{status['job_id']}"
     assert status["request"] == {
         "prompt": "a tall green cylinder",
         "output_format": "obj",
         "quality_tier": "standard",
         "seed": 7,
+        "target_faces": None,
+        "origin": "bottom",
+        "height_m": None,
     }
     assert status["updated_at"] >= status["created_at"]
     stages = status["stages"]
@@ -99,11 +115,50 @@ def test_prompt_the_offline_backend_cannot_draw_fails_with_a_hint(api: httpx.Cli
     assert "FLUX" in status["message"]
 
 
-def test_fbx_is_refused_with_a_clear_message_until_export_lands(api: httpx.Client) -> None:
+def test_preview_is_a_png_of_the_finished_asset(api: httpx.Client) -> None:
+    status = generate(api, prompt="a red torus")
+    assert status["state"] == "completed", status["message"]
+    response = api.get(status["preview_url"])
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(response.content)).convert("RGB")
+    assert image.size == (512, 512)
+    red, green, _ = np.asarray(image, dtype=float).reshape(-1, 3).max(axis=0)
+    assert red > 150 and red > green + 60
+
+
+def test_target_faces_origin_and_height_shape_the_asset(api: httpx.Client, tmp_path: Path) -> None:
+    status = generate(api, prompt="a blue sphere", target_faces=3000, origin="bottom", height_m=2.0)
+    assert status["state"] == "completed", status["message"]
+    mesh = load(download(api, status["job_id"], tmp_path))
+    assert abs(len(mesh.faces) - 3000) <= 150
+    assert mesh.extents[1] == pytest.approx(2.0, rel=1e-3)
+    assert mesh.bounds[0][1] == pytest.approx(0.0, abs=1e-6)
+    assert np.abs(mesh.bounds.mean(axis=0)[[0, 2]]).max() < 1e-6
+
+
+def test_obj_download_is_a_zip_with_obj_mtl_and_texture(api: httpx.Client, tmp_path: Path) -> None:
+    status = generate(api, prompt="a yellow pyramid", output_format="obj")
+    assert status["state"] == "completed", status["message"]
+    archive = download(api, status["job_id"], tmp_path)
+    assert archive.name.endswith(".obj.zip")
+    with zipfile.ZipFile(archive) as bundle:
+        names = sorted(bundle.namelist())
+        bundle.extractall(tmp_path / "unzipped")
+    assert [Path(n).suffix for n in names] == [".mtl", ".obj", ".png"]
+    obj = next((tmp_path / "unzipped").glob("*.obj"))
+    mesh = trimesh.load(obj, force="mesh")
+    assert mesh.visual.kind == "texture" and mesh.visual.material.image is not None
+
+
+def test_fbx_asset_reimports_in_blender_with_its_texture(api: httpx.Client, tmp_path: Path) -> None:
     status = generate(api, prompt="a red cube", output_format="fbx")
-    assert status["state"] == "failed"
-    assert "FBX" in status["message"] and "glb" in status["message"]
-    assert api.get(f"/3d/download/{status['job_id']}").status_code == 409
+    assert status["state"] == "completed", status["message"]
+    fbx = download(api, status["job_id"], tmp_path)
+    assert fbx.read_bytes()[:18] == b"Kaydara FBX Binary"
+    summary = inspect_fbx(fbx, blender_python=BLENDER_PYTHON, timeout=120)
+    assert summary["faces"] == status["stages"]["post_processing"]["detail"]["faces"]
+    assert summary["images_with_data"] >= 1
 
 
 def test_uploaded_canonical_views_of_a_known_mesh_reconstruct_within_chamfer_bound(

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def test_curl_examples_run_verbatim_and_produce_assets(stack: subprocess.Popen, 
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "red-cube.glb").read_bytes()[:4] == b"glTF"
-    assert (tmp_path / "from-views.obj").read_text().count("\nf ") > 100
+    with zipfile.ZipFile(tmp_path / "from-views.obj.zip") as bundle:
+        assert sorted(Path(name).suffix for name in bundle.namelist()) == [".mtl", ".obj", ".png"]
     assert result.stdout.count('"state":"completed"') >= 2
     assert '"code":"invalid_request"' in result.stdout
 

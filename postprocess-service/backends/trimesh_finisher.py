@@ -1,47 +1,101 @@
-"""Post-processing with trimesh: clean, consistent outward normals, decimate, place, export."""
+"""Post-processing with trimesh, xatlas and headless Blender.
+
+trimesh cleans, decimates and places the mesh; xatlas unwraps it so its colours are baked into a
+texture; trimesh writes GLB, OBJ (zipped with its material and texture) and STL; Blender, in its own
+process, turns the textured GLB into FBX. A preview PNG is drawn from the placed mesh.
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from postprocess_service.cleaning import clean_mesh, decimate, load_mesh, place_on_ground
+from meshforge.errors import UnsupportedFormat
+from meshforge.settings import Settings
+from meshforge.storage import atomic_write_bytes
+from postprocess_service.backends.base import FinishJob
+from postprocess_service.blender import blender_available, export_fbx
+from postprocess_service.cleaning import clean_mesh, decimate, load_mesh
 from postprocess_service.export import SUPPORTED_FORMATS, check_format, export_mesh
+from postprocess_service.placement import place
+from postprocess_service.preview import render_preview
+from postprocess_service.texturing import bake_vertex_colours
+
+UNTEXTURED_FORMATS = frozenset({"stl"})  # the format has no place for a texture
+
+
+class Laps:
+    """Seconds spent in each named step."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.monotonic()
+
+    def __call__(self, step: str) -> None:
+        now = time.monotonic()
+        self.seconds[step] = round(now - self._clock, 3)
+        self._clock = now
 
 
 class TrimeshFinisher:
     name = "trimesh"
-    formats = SUPPORTED_FORMATS
 
-    def finish(
-        self, mesh_path: Path, output_format: str, target_faces: int | None, output_path: Path
-    ) -> dict[str, Any]:
-        check_format(output_format)
-        timings: dict[str, float] = {}
-        clock = time.monotonic()
+    def __init__(self, settings: Settings) -> None:
+        self._blender_python = Path(settings.blender_python)
+        self._blender_timeout = settings.blender_timeout_seconds
 
-        def lap(step: str) -> None:
-            nonlocal clock
-            now = time.monotonic()
-            timings[step] = round(now - clock, 3)
-            clock = now
+    @property
+    def formats(self) -> frozenset[str]:
+        fbx = {"fbx"} if blender_available(self._blender_python) else set()
+        return SUPPORTED_FORMATS | fbx
 
-        mesh = load_mesh(mesh_path)
+    def finish(self, job: FinishJob) -> dict[str, Any]:
+        output_format = self._check_format(job.output_format)
+        laps = Laps()
+        mesh = load_mesh(job.mesh_path)
         faces_in = len(mesh.faces)
-        lap("load")
+        laps("load")
         mesh = clean_mesh(mesh)
-        lap("clean")
-        if target_faces is not None:
-            mesh = decimate(mesh, target_faces)
-        lap("decimate")
-        mesh = place_on_ground(mesh)
-        export_mesh(mesh, output_path, output_format)
-        lap("export")
+        laps("clean")
+        if job.target_faces is not None:
+            mesh = decimate(mesh, job.target_faces)
+            laps("decimate")
+        mesh = place(mesh, job.origin, job.height_m)
+        if job.preview_path is not None:
+            atomic_write_bytes(job.preview_path, render_preview(mesh))
+            laps("preview")
+        asset = mesh if output_format in UNTEXTURED_FORMATS else bake_vertex_colours(mesh, job.texture_size)
+        laps("texture")
+        self._export(asset, job.output_path, output_format)
+        laps("export")
         return {
             "vertices": len(mesh.vertices),
             "faces": len(mesh.faces),
             "faces_in": faces_in,
             "watertight": bool(mesh.is_watertight),
-            "step_seconds": timings,
+            "extents": [round(float(x), 4) for x in mesh.extents],
+            "texture_size": None if output_format in UNTEXTURED_FORMATS else job.texture_size,
+            "step_seconds": laps.seconds,
         }
+
+    def _check_format(self, output_format: str) -> str:
+        if output_format.strip().lower().lstrip(".") == "fbx":
+            if not blender_available(self._blender_python):
+                raise UnsupportedFormat(
+                    "FBX export needs headless Blender, which is not installed here: run scripts/bootstrap "
+                    f"(it creates .venv-blender) or set MESHFORGE_BLENDER_PYTHON (now {self._blender_python})"
+                )
+            return "fbx"
+        return check_format(output_format)
+
+    def _export(self, asset: Any, output_path: Path, output_format: str) -> None:
+        if output_format != "fbx":
+            export_mesh(asset, output_path, output_format)
+            return
+        with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".fbx-") as folder:
+            source = export_mesh(asset, Path(folder) / "source.glb", "glb")
+            export_fbx(
+                source, output_path, blender_python=self._blender_python, timeout=self._blender_timeout
+            )

@@ -34,8 +34,9 @@ def test_replica_urls_accept_a_json_list(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_quality_tiers_can_be_overridden_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "MESHFORGE_TIERS",
-        '{"standard": {"views": 4, "image_size": 128, "voxel_resolution": 64, "target_faces": 5000},'
-        ' "high": {"views": 8, "image_size": 512, "voxel_resolution": 128, "target_faces": 50000}}',
+        '{"standard": {"views": 4, "image_size": 128, "voxel_resolution": 64, "target_faces": 5000,'
+        ' "texture_size": 512}, "high": {"views": 8, "image_size": 512, "voxel_resolution": 128,'
+        ' "target_faces": 50000, "texture_size": 2048}}',
     )
     assert Settings().tier(QualityTier.standard).views == 4
 
