@@ -20,3 +20,4 @@ format: install
 
 bench: install
 	.venv/bin/python -m benchmarks.pipeline
+	.venv/bin/python -m benchmarks.postprocess
