@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.spatial import cKDTree
 
 from meshforge.errors import InvalidInput
+from postprocess_service.holes import fill_holes
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,11 @@ def _parse_detail(exc: Exception, limit: int = 200) -> str:
 # --------------------------------------------------------------------------------------------- cleaning
 
 
-def clean_mesh(mesh: trimesh.Trimesh, *, min_fragment_fraction: float = 0.02) -> trimesh.Trimesh:
-    """Merge, de-duplicate and orient the mesh, and drop fragments much smaller than the main body."""
+def clean_mesh(
+    mesh: trimesh.Trimesh, *, min_fragment_fraction: float = 0.02, close_holes: bool = True
+) -> trimesh.Trimesh:
+    """Merge, de-duplicate and orient the mesh, drop fragments much smaller than the main body, and
+    (by default) close its holes so the result is watertight."""
     if not 0.0 <= min_fragment_fraction <= 1.0:
         raise ValueError(f"min_fragment_fraction must lie in [0, 1], not {min_fragment_fraction}")
     cleaned = mesh.copy()
@@ -133,6 +137,8 @@ def clean_mesh(mesh: trimesh.Trimesh, *, min_fragment_fraction: float = 0.02) ->
     if len(cleaned.faces) == 0:
         raise InvalidInput("the mesh has no usable triangles: every face is degenerate (zero area)")
     _drop_small_fragments(cleaned, min_fragment_fraction)
+    if close_holes and not cleaned.is_watertight:
+        fill_holes(cleaned)
     _orient_outward(cleaned)
     return cleaned
 
