@@ -59,6 +59,15 @@ def chamfer(a: trimesh.Trimesh, b: trimesh.Trimesh, samples: int = 5000) -> floa
     return float((cKDTree(pb).query(pa)[0].mean() + cKDTree(pa).query(pb)[0].mean()) / 2)
 
 
+def coloured_sphere() -> trimesh.Trimesh:
+    """An icosphere whose vertex colours vary smoothly with position: every vertex differs."""
+    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    rgb = np.clip((mesh.vertices + 0.5) * 255, 0, 255)
+    colours = np.column_stack([rgb, np.full(len(mesh.vertices), 255)]).astype(np.uint8)
+    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)
+    return mesh
+
+
 def stacked_boxes() -> trimesh.Trimesh:
     """A known, non-symmetric object: a wide base with a smaller block on top, off-centre, in two colours."""
     base = trimesh.creation.box(extents=(1.0, 0.35, 0.6))

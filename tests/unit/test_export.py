@@ -27,14 +27,7 @@ from postprocess_service.export import (
 )
 from postprocess_service.texturing import bake_vertex_colours
 from tests.gltf_validator import assert_valid_glb
-
-
-def coloured_sphere() -> trimesh.Trimesh:
-    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
-    rgb = np.clip((mesh.vertices + 0.5) * 255, 0, 255)
-    colours = np.column_stack([rgb, np.full(len(mesh.vertices), 255)]).astype(np.uint8)
-    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)
-    return mesh
+from tests.meshes import coloured_sphere
 
 
 def textured_sphere() -> trimesh.Trimesh:

@@ -15,17 +15,10 @@ from PIL import Image
 from postprocess_service.export import export_mesh
 from tests import gltf_validator
 from tests.gltf_validator import assert_valid_glb, validate_glb
+from tests.meshes import coloured_sphere
 
 GLB_HEADER = struct.Struct("<4sII")  # magic, version, total length
 CHUNK_HEADER = struct.Struct("<I4s")  # chunk length, chunk type
-
-
-def coloured_icosphere() -> trimesh.Trimesh:
-    mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
-    rgb = np.clip((mesh.vertices + 0.5) * 255, 0, 255)
-    colours = np.column_stack([rgb, np.full(len(mesh.vertices), 255)]).astype(np.uint8)
-    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)
-    return mesh
 
 
 def textured_box() -> trimesh.Trimesh:
@@ -62,7 +55,7 @@ def join_glb(document: dict, binary: bytes) -> bytes:
 
 
 def test_vertex_coloured_icosphere_from_trimesh_has_no_errors(tmp_path: Path) -> None:
-    report = assert_valid_glb(write_trimesh_glb(coloured_icosphere(), tmp_path / "sphere.glb"))
+    report = assert_valid_glb(write_trimesh_glb(coloured_sphere(), tmp_path / "sphere.glb"))
     assert report.errors == 0
     assert report.file == str(tmp_path / "sphere.glb")
 
@@ -74,7 +67,7 @@ def test_textured_glb_from_trimesh_has_no_errors(tmp_path: Path) -> None:
 
 
 def test_accessor_reaching_past_its_buffer_fails_with_the_validators_message(tmp_path: Path) -> None:
-    document, binary = split_glb(write_trimesh_glb(coloured_icosphere(), tmp_path / "ok.glb").read_bytes())
+    document, binary = split_glb(write_trimesh_glb(coloured_sphere(), tmp_path / "ok.glb").read_bytes())
     document["accessors"][0]["count"] *= 10  # ten times more indices than its buffer view holds
     broken = tmp_path / "broken.glb"
     broken.write_bytes(join_glb(document, binary))
@@ -86,7 +79,7 @@ def test_accessor_reaching_past_its_buffer_fails_with_the_validators_message(tmp
 
 
 def test_truncated_binary_chunk_is_reported_with_errors(tmp_path: Path) -> None:
-    data = write_trimesh_glb(coloured_icosphere(), tmp_path / "ok.glb").read_bytes()
+    data = write_trimesh_glb(coloured_sphere(), tmp_path / "ok.glb").read_bytes()
     truncated = tmp_path / "truncated.glb"
     truncated.write_bytes(data[: len(data) // 2])
 
@@ -96,7 +89,7 @@ def test_truncated_binary_chunk_is_reported_with_errors(tmp_path: Path) -> None:
 
 
 def test_reference_to_an_outside_file_is_an_error_even_when_the_file_exists(tmp_path: Path) -> None:
-    document, binary = split_glb(write_trimesh_glb(coloured_icosphere(), tmp_path / "ok.glb").read_bytes())
+    document, binary = split_glb(write_trimesh_glb(coloured_sphere(), tmp_path / "ok.glb").read_bytes())
     document["buffers"].append({"uri": "outside.bin", "byteLength": 16})
     (tmp_path / "outside.bin").write_bytes(bytes(16))  # there to be read, yet must not be
     referencing = tmp_path / "referencing.glb"
@@ -107,7 +100,7 @@ def test_reference_to_an_outside_file_is_an_error_even_when_the_file_exists(tmp_
 
 
 def test_reports_come_back_one_per_file_in_argument_order(tmp_path: Path) -> None:
-    good = write_trimesh_glb(coloured_icosphere(), tmp_path / "good.glb")
+    good = write_trimesh_glb(coloured_sphere(), tmp_path / "good.glb")
     bad = tmp_path / "bad.glb"
     bad.write_bytes(b"not a GLB at all")
 
@@ -117,7 +110,7 @@ def test_reports_come_back_one_per_file_in_argument_order(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    "mesh", [coloured_icosphere(), trimesh.creation.box()], ids=["vertex-coloured", "uncoloured"]
+    "mesh", [coloured_sphere(), trimesh.creation.box()], ids=["vertex-coloured", "uncoloured"]
 )
 def test_exported_glb_assets_have_no_errors_or_warnings(tmp_path: Path, mesh: trimesh.Trimesh) -> None:
     report = assert_valid_glb(export_mesh(mesh, tmp_path / "asset.glb", "glb"))
