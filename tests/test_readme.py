@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.fleet import REPO, wait_until
+from tests.gltf_validator import assert_valid_glb
 
 pytestmark = pytest.mark.stack
 
@@ -79,7 +80,7 @@ def test_curl_examples_run_verbatim_and_produce_assets(stack: subprocess.Popen, 
     script = "set -euo pipefail\n" + "\n".join(examples)
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (tmp_path / "red-cube.glb").read_bytes()[:4] == b"glTF"
+    assert_valid_glb(tmp_path / "red-cube.glb")
     with zipfile.ZipFile(tmp_path / "from-views.obj.zip") as bundle:
         assert sorted(Path(name).suffix for name in bundle.namelist()) == [".mtl", ".obj", ".png"]
     assert result.stdout.count('"state":"completed"') >= 2

