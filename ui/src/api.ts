@@ -1,0 +1,89 @@
+/** The meshforge API on the same origin, by relative paths (works behind nginx and the vite proxy). */
+import type { JobCreated, JobList, JobOptions, JobStatus } from './types';
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string | null,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/**
+ * The message of an error response exactly as the API words it: `detail` when it is a string;
+ * FastAPI-style lists of {msg} are joined; otherwise a fallback naming the HTTP status.
+ */
+export function errorMessage(body: unknown, status: number, statusText = ''): string {
+  if (body && typeof body === 'object' && 'detail' in body) {
+    const detail = (body as { detail: unknown }).detail;
+    if (typeof detail === 'string' && detail) return detail;
+    if (Array.isArray(detail)) {
+      const parts = detail
+        .map((d) => (d && typeof d === 'object' && 'msg' in d ? String((d as { msg: unknown }).msg) : String(d)))
+        .filter(Boolean);
+      if (parts.length) return parts.join('; ');
+    }
+  }
+  if (typeof body === 'string' && body.trim()) return body.trim();
+  return `HTTP ${status}${statusText ? ` ${statusText}` : ''}`;
+}
+
+export function errorCode(body: unknown): string | null {
+  if (body && typeof body === 'object' && 'code' in body) {
+    const code = (body as { code: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return null;
+}
+
+type Fetch = typeof fetch;
+
+export async function request<T>(path: string, init: RequestInit = {}, fetchFn: Fetch = fetch): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetchFn(path, init);
+  } catch (err) {
+    throw new ApiError(`cannot reach the API: ${(err as Error).message}`, 0, 'network');
+  }
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON: keep the text */
+  }
+  if (!response.ok) {
+    throw new ApiError(errorMessage(body, response.status, response.statusText), response.status, errorCode(body));
+  }
+  return body as T;
+}
+
+const json = (data: unknown): RequestInit => ({
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json' },
+  body: JSON.stringify(data),
+});
+
+export const api = {
+  generate: (prompt: string, options: JobOptions, f?: Fetch) =>
+    request<JobCreated>('/3d/generate', json({ prompt, ...options }), f),
+  fromImagePaths: (image_paths: string[], options: JobOptions, f?: Fetch) =>
+    request<JobCreated>('/3d/from-image', json({ image_paths, ...options }), f),
+  fromImageUrls: (image_urls: string[], options: JobOptions, f?: Fetch) =>
+    request<JobCreated>('/3d/from-image', json({ image_urls, ...options }), f),
+  upload: (files: readonly File[], f?: Fetch) => {
+    const form = new FormData();
+    for (const file of files) form.append('files', file, file.name);
+    return request<{ image_paths: string[] }>('/3d/upload', { method: 'POST', body: form }, f);
+  },
+  status: (id: string, f?: Fetch) => request<JobStatus>(`/3d/status/${encodeURIComponent(id)}`, {}, f),
+  jobs: (limit = 20, offset = 0, f?: Fetch) => request<JobList>(`/3d/jobs?limit=${limit}&offset=${offset}`, {}, f),
+  cancel: (id: string, f?: Fetch) =>
+    request<JobStatus>(`/3d/cancel/${encodeURIComponent(id)}`, { method: 'POST' }, f),
+};
+
+export const downloadUrl = (id: string) => `/3d/download/${encodeURIComponent(id)}`;
+export const previewUrl = (id: string) => `/3d/preview/${encodeURIComponent(id)}`;
