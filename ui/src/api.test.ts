@@ -25,7 +25,7 @@ describe('request', () => {
     await expect(request('/x', {}, respond(200, { job_id: 'j1' }))).resolves.toEqual({ job_id: 'j1' });
   });
   it('throws ApiError carrying detail, status and code', async () => {
-    const err = await request('/x', {}, respond(409, { detail: 'job j is completed', code: 'conflict' })).catch((e: ApiError) => e);
+    const err = (await request('/x', {}, respond(409, { detail: 'job j is completed', code: 'conflict' })).catch((e: unknown) => e)) as ApiError;
     expect(err).toBeInstanceOf(ApiError);
     expect(err.message).toBe('job j is completed');
     expect(err.status).toBe(409);
@@ -35,7 +35,7 @@ describe('request', () => {
     const failing = (async () => {
       throw new TypeError('Failed to fetch');
     }) as unknown as typeof fetch;
-    const err = await request('/x', {}, failing).catch((e: ApiError) => e);
+    const err = (await request('/x', {}, failing).catch((e: unknown) => e)) as ApiError;
     expect(err.status).toBe(0);
     expect(err.message).toContain('Failed to fetch');
   });
