@@ -253,3 +253,18 @@ def test_dockerfile_lint(folder: str) -> None:
     assert linter is not None
     done = subprocess.run([linter, "--no-color", str(ROOT / folder / "Dockerfile")], capture_output=True)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+
+def test_each_image_installs_only_its_own_extra() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "extra_requirements", ROOT / "scripts/extra_requirements.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    control_plane = module.requirements("orchestrator", ROOT / "pyproject.toml")
+    assert any(r.startswith("fastapi") for r in control_plane)
+    assert not any(r.startswith(("numpy", "trimesh", "scipy")) for r in control_plane)
+    assert any(
+        r.startswith("scikit-image") for r in module.requirements("reconstruction", ROOT / "pyproject.toml")
+    )
