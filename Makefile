@@ -5,6 +5,7 @@ install:
 	scripts/bootstrap
 
 run: install
+	npm run build --prefix ui
 	.venv/bin/honcho start -f Procfile
 
 test: install

@@ -44,6 +44,7 @@ def print_ready(api: str, health: dict) -> None:
         "",
         "meshforge is up.",
         f"  API       {api}   (OpenAPI docs: {api}/docs)",
+        "  UI        http://localhost:38101/3d-test/",
         f"  Try       curl -X POST {api}/3d/generate -H 'Content-Type: application/json' "
         """-d '{"prompt": "a red cube", "output_format": "glb"}'""",
     ]

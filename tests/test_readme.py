@@ -90,7 +90,7 @@ def test_curl_examples_run_verbatim_and_produce_assets(stack: subprocess.Popen, 
 def test_ctrl_c_stops_every_process(stack: subprocess.Popen) -> None:
     os.killpg(stack.pid, signal.SIGINT)
     stack.wait(30)
-    for port in (38100, 38110, 38120, 38130, 38140, 38179):
+    for port in (38100, 38101, 38110, 38120, 38130, 38140, 38179):
         wait_until(lambda p=port: port_is_free(p), 15, f"port {port} to close")
     time.sleep(0.2)
     remaining = subprocess.run(["pgrep", "-f", r"^\.venv/bin/python -m "], capture_output=True, text=True)

@@ -3,6 +3,7 @@ against vite preview proxying to the real fleet."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -55,23 +56,27 @@ def ui_url(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     with log.open("w") as out:
         server = subprocess.Popen(
             [npm, "run", "serve", "--prefix", "ui", "--", "--port", str(port)],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(
-            lambda: httpx.get(f"{url}/3d-test/", timeout=2).status_code == 200
-            and httpx.get(f"{url}/health", timeout=5).status_code == 200,
+            lambda: (
+                httpx.get(f"{url}/3d-test/", timeout=2).status_code == 200
+                and httpx.get(f"{url}/health", timeout=5).status_code == 200
+            ),
             timeout=60,
             what=f"vite preview on {url} (log: {log})",
         )
         yield url
     finally:
         # The npm process group: npm and the vite it started.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, 15)
-        except ProcessLookupError:
-            pass
         try:
             server.wait(10)
         except subprocess.TimeoutExpired:
@@ -97,9 +102,15 @@ def test_ui_smoke_in_chromium(ui_url: str, tmp_path: Path) -> None:
     started = time.monotonic()
     result = _run(
         ["node", str(UI / "e2e" / "smoke.mjs"), ui_url, str(outdir), str(photos)],
-        timeout=300, env={**os.environ, "CHROMIUM": str(CHROMIUM)},
+        timeout=300,
+        env={**os.environ, "CHROMIUM": str(CHROMIUM)},
     )
     print(result.stdout)
-    print(f"UI smoke: {time.monotonic() - started:.1f} s; screenshot of the finished view: {outdir / 'finished.png'}")
-    assert result.returncode == 0, f"UI smoke failed (see {outdir}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    print(
+        f"UI smoke: {time.monotonic() - started:.1f} s; "
+        f"screenshot of the finished view: {outdir / 'finished.png'}"
+    )
+    assert result.returncode == 0, (
+        f"UI smoke failed (see {outdir}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    )
     assert (outdir / "finished.png").is_file()

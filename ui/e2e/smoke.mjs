@@ -105,7 +105,7 @@ try {
   check(pixels && pixels.colours > 3, `the canvas is blank: ${JSON.stringify(pixels)}`);
   check(pixels.red > pixels.pixels * 0.01, `no red in the canvas: ${JSON.stringify(pixels)}`);
   const stats = await page.textContent('#stats');
-  check(/\d+ vertices · \d+ faces/.test(stats ?? ''), `no vertex/face counts: ${stats}`);
+  check(/[\d,]+ vertices · [\d,]+ faces/.test(stats ?? ''), `no vertex/face counts: ${stats}`);
   const thumb = page.locator(`li[data-job-id="${cube}"] img.thumb`);
   check(await thumb.isVisible(), 'no preview thumbnail on the finished job');
   await page.screenshot({ path: join(outdir, 'finished.png'), fullPage: true });
