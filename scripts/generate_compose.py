@@ -306,10 +306,33 @@ def emit(value: Any, indent: int) -> list[str]:
     return lines
 
 
+def ui_service() -> dict[str, Any]:
+    """The web UI on 127.0.0.1:38101; host nginx proxies /3d-test/ to it."""
+    probe = (
+        "fetch('http://127.0.0.1:38101/3d-test/')"
+        ".then(r => process.exit(r.ok ? 0 : 1)).catch(() => process.exit(1))"
+    )
+    return {
+        "image": f"meshforge/ui:{version()}",
+        "build": {"context": ".", "dockerfile": "ui/Dockerfile"},
+        "restart": "unless-stopped",
+        "environment": {"MESHFORGE_API": f"http://orchestrator:{PORTS['orchestrator']}"},
+        "ports": ["127.0.0.1:38101:38101"],
+        "depends_on": {"orchestrator": {"condition": "service_healthy"}},
+        "healthcheck": {
+            "test": ["CMD", "node", "-e", probe],
+            "interval": "15s",
+            "timeout": "10s",
+            "retries": 5,
+            "start_period": "20s",
+        },
+    }
+
+
 def render(layout: Layout, argv: list[str]) -> str:
     services = build_services(layout)
     # Comments go where later pieces will slot in, so whoever adds them finds the place.
-    services["_ui"] = Comment("ui: the web UI service goes here (later issue).")
+    services["ui"] = ui_service()
     lines = header(layout, argv)
     lines.append("services:")
     lines.extend(emit(services, 1))

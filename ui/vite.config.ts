@@ -7,10 +7,17 @@ const proxy = {
   '^/health$': { target: api, changeOrigin: true },
 };
 
+// Vite answers 403 to Host names it does not know (a DNS-rebinding guard). Host nginx passes the public
+// name on, so list it here; localhost and IP addresses are always allowed.
+const allowedHosts = (process.env.MESHFORGE_UI_ALLOWED_HOSTS ?? 'elohim-bitch-gpu.insanelabs.org')
+  .split(',')
+  .map((host) => host.trim())
+  .filter(Boolean);
+
 export default defineConfig({
   base: '/3d-test/',
-  server: { proxy },
-  preview: { proxy },
+  server: { proxy, allowedHosts },
+  preview: { proxy, allowedHosts },
   build: { outDir: 'dist', chunkSizeWarningLimit: 1000 },
   test: { environment: 'node', include: ['src/**/*.test.ts', 'tests/**/*.test.ts'] },
 });

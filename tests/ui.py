@@ -1,0 +1,70 @@
+"""The web UI for tests: built from ui/ and served by vite preview, proxying the API to the fleet."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fleet import REPO, Fleet, free_port, wait_until
+
+UI = REPO / "ui"
+
+
+def require_ui_tools() -> str:
+    npm = shutil.which("npm")
+    if not npm or not shutil.which("node"):
+        pytest.fail("node and npm are needed for the UI tests: install Node 20 (scripts/bootstrap does)")
+    if not (UI / "node_modules" / ".bin" / "vite").exists():
+        pytest.fail("ui/node_modules is missing: run `npm ci --prefix ui` (scripts/bootstrap does)")
+    return npm
+
+
+def run_in_repo(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def serve_ui(fleet: Fleet, folder: Path) -> Iterator[str]:
+    """Build the app and serve it with vite preview, proxying /3d and /health to the fleet's API."""
+    npm = require_ui_tools()
+    build = run_in_repo([npm, "run", "build", "--prefix", "ui"], timeout=300)
+    assert build.returncode == 0, f"npm run build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    assert (UI / "dist" / "index.html").is_file()
+    port = free_port()
+    log = folder / "vite-preview.log"
+    env = {**os.environ, "MESHFORGE_API": fleet.api}
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [npm, "run", "serve", "--prefix", "ui", "--", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: (
+                httpx.get(f"{url}/3d-test/", timeout=2).status_code == 200
+                and httpx.get(f"{url}/health", timeout=5).status_code == 200
+            ),
+            timeout=60,
+            what=f"vite preview on {url} (log: {log})",
+        )
+        yield url
+    finally:
+        # The npm process group: npm and the vite it started.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 15)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait()
