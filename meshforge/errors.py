@@ -80,13 +80,6 @@ class BackendError(MeshforgeError):
     code = "backend_error"
 
 
-class JobCancelled(MeshforgeError):
-    """Raised inside the dispatcher when a job was cancelled while it ran."""
-
-    status_code = 409
-    code = "cancelled"
-
-
 ERRORS_BY_CODE: dict[str, type[MeshforgeError]] = {
     cls.code: cls
     for cls in (
@@ -100,6 +93,5 @@ ERRORS_BY_CODE: dict[str, type[MeshforgeError]] = {
         ServiceBusy,
         StageUnavailable,
         BackendError,
-        JobCancelled,
     )
 }

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from meshforge.errors import JobCancelled, MeshforgeError
+from meshforge.errors import MeshforgeError
 from meshforge.http import ReplicaPool
 from meshforge.schemas import (
     FromImageRequest,
@@ -78,7 +78,7 @@ class JobRunner:
             stage = JobState.post_processing
             asset = await self._postprocess(job_id, record.request, mesh)
             await self._finish(job_id, asset)
-        except (OwnershipLost, JobCancelled):
+        except OwnershipLost:
             log.info("job %s: stopped, it was cancelled or taken over", job_id)
         except MeshforgeError as exc:
             await self._fail(job_id, f"{STAGE_FAILURE.get(stage, 'job failed')}: {exc.message}")
