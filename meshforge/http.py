@@ -12,7 +12,6 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import httpx
@@ -22,8 +21,6 @@ from meshforge.errors import ERRORS_BY_CODE, BackendError, MeshforgeError, Servi
 
 T = TypeVar("T", bound=BaseModel)
 log = logging.getLogger(__name__)
-
-CancelCheck = Callable[[], Awaitable[bool]]
 
 
 def error_from_response(response: httpx.Response, stage: str) -> MeshforgeError:
@@ -72,8 +69,6 @@ class ReplicaPool:
         path: str,
         body: BaseModel,
         response_model: type[T],
-        *,
-        cancelled: CancelCheck | None = None,
     ) -> tuple[T, str]:
         """POST to a free replica; returns the parsed answer and the replica that gave it."""
         deadline = time.monotonic() + self._deadline_seconds
@@ -94,8 +89,6 @@ class ReplicaPool:
                 if response.is_error:
                     raise error_from_response(response, self.stage)
                 return _parse(response, response_model, self.stage), base
-            if cancelled is not None and await cancelled():
-                raise asyncio.CancelledError
             if time.monotonic() >= deadline:
                 raise StageUnavailable(
                     f"no {self.stage} replica could take the job within {self._deadline_seconds:.0f} s "

@@ -21,7 +21,7 @@ from meshforge.geometry.views import VIEWS_BY_NAME, CanonicalView, view_set
 from meshforge.schemas import HealthResponse, ReconstructRequest, ReconstructResponse
 from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers
 from meshforge.settings import get_settings
-from meshforge.storage import Storage
+from meshforge.storage import Storage, atomic_write_bytes
 from reconstruction_service.backends import load_backend
 from reconstruction_service.backends.base import Reconstructor
 
@@ -76,10 +76,7 @@ def _run(
 ) -> tuple[trimesh.Trimesh, dict[str, Any]]:
     images = [_load_rgba(path) for path in paths]
     mesh, detail = backend.reconstruct(images, views, resolution)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    mesh.export(tmp, file_type=target.suffix.lstrip("."))
-    tmp.replace(target)
+    atomic_write_bytes(target, mesh.export(file_type=target.suffix.lstrip(".")))
     return mesh, detail
 
 
