@@ -123,6 +123,7 @@ class JobStatus(BaseModel):
     message: str
     asset_path: str | None = None
     download_url: str | None = None
+    preview_path: str | None = None
     preview_url: str | None = None
     progress: int = Field(ge=0, le=100)
     created_at: float

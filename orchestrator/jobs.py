@@ -168,6 +168,7 @@ def to_status(record: dict[str, str]) -> JobStatus:
         message=record.get("message", ""),
         asset_path=asset_path,
         download_url=f"/3d/download/{job_id}" if state == JobState.completed else None,
+        preview_path=record.get("preview_path") or None,
         preview_url=f"/3d/preview/{job_id}" if record.get("preview_path") else None,
         progress=int(float(record.get("progress") or 0)),
         created_at=float(record["created_at"]),

@@ -111,11 +111,7 @@ async def status(
 )
 async def download(job_id: str, request: Request) -> FileResponse:
     job = await _store(request).get(job_id)
-    if job.state != JobState.completed or not job.asset_path:
-        raise Conflict(f"job {job_id} is {job.state.value}; its asset can be downloaded once it is completed")
-    path = Path(job.asset_path)
-    if not path.is_file():
-        raise NotFound(f"the asset file of job {job_id} is no longer on disk")
+    path = _finished_file(job, job.asset_path, "asset", "downloaded")
     suffix = OutputFormat(job.request["output_format"]).asset_suffix
     return FileResponse(path, media_type=MEDIA_TYPES[suffix], filename=f"{job_id}{suffix}")
 
@@ -128,13 +124,20 @@ async def download(job_id: str, request: Request) -> FileResponse:
 )
 async def preview(job_id: str, request: Request) -> FileResponse:
     """A PNG preview of the finished asset."""
-    record = await _store(request).raw(job_id)
-    path = Path(record.get("preview_path") or "")
-    if not record.get("preview_path"):
-        raise Conflict(f"job {job_id} is {record['state']}; its preview exists once it is completed")
-    if not path.is_file():
-        raise NotFound(f"the preview of job {job_id} is no longer on disk")
+    job = await _store(request).get(job_id)
+    path = _finished_file(job, job.preview_path, "preview", "fetched")
     return FileResponse(path, media_type="image/png", filename=f"{job_id}.png")
+
+
+def _finished_file(job: JobStatus, path: str | None, what: str, verb: str) -> Path:
+    """A file a completed job left behind: 409 before completion, 404 once it is gone from disk."""
+    if job.state != JobState.completed or not path:
+        raise Conflict(
+            f"job {job.job_id} is {job.state.value}; its {what} can be {verb} once it is completed"
+        )
+    if not Path(path).is_file():
+        raise NotFound(f"the {what} of job {job.job_id} is no longer on disk")
+    return Path(path)
 
 
 @router.get("/3d/jobs", response_model=JobList, tags=["jobs"])
