@@ -7,6 +7,7 @@ share models/ inputs/ outputs/ cache/ in production.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,10 +26,25 @@ from tests.gltf_validator import assert_valid_glb
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Test processes take ports below the kernel's ephemeral range (32768-60999 by default): a port the
+# kernel hands out could be meshforge's own default (381xx), which the README test needs free.
+_TEST_PORTS = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    for _ in range(1000):
+        port = random.choice(_TEST_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_TEST_PORTS}")
 
 
 def wait_until(check, timeout: float, what: str, interval: float = 0.1) -> None:

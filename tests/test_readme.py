@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import zipfile
@@ -35,6 +36,21 @@ def readme_blocks() -> tuple[str, list[str]]:
     return run, examples
 
 
+def wait_for_stack(process: subprocess.Popen, timeout: float) -> None:
+    """Until /health says ok; gives up at once if `make run` exits (a port taken, a failed install)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise TimeoutError(f"make run exited with {process.returncode}")
+        try:
+            if httpx.get(f"{API}/health", timeout=2).json()["status"] == "ok":
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"make run not healthy within {timeout} s")
+
+
 def port_is_free(port: int) -> bool:
     try:
         httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
@@ -45,10 +61,24 @@ def port_is_free(port: int) -> bool:
     return False
 
 
+DEFAULT_PORTS = (38100, 38101, 38110, 38120, 38130, 38140, 38179)
+
+
+def port_is_bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
-    if not port_is_free(38100):
-        pytest.fail("port 38100 is taken: stop the running meshforge stack before running the README test")
+    taken = [port for port in DEFAULT_PORTS if not port_is_bindable(port)]
+    if taken:
+        pytest.fail(f"ports {taken} are taken: stop whatever holds them before running the README test")
     run, _ = readme_blocks()
     log = tmp_path_factory.mktemp("stack") / "make-run.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHFORGE_")}
@@ -61,12 +91,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
         start_new_session=True,
     )
     try:
-        wait_until(lambda: httpx.get(f"{API}/health", timeout=2).json()["status"] == "ok", 180, "make run")
+        wait_for_stack(process, 180)
         wait_until(lambda: "meshforge is up" in log.read_text(), 30, "the ready banner")
-    except TimeoutError:
+    except TimeoutError as error:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(30)
-        pytest.fail("make run never became healthy:\n" + log.read_text()[-4000:])
+        pytest.fail(f"{error}:\n" + log.read_text()[-4000:])
     yield process
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGINT)
@@ -90,7 +120,7 @@ def test_curl_examples_run_verbatim_and_produce_assets(stack: subprocess.Popen, 
 def test_ctrl_c_stops_every_process(stack: subprocess.Popen) -> None:
     os.killpg(stack.pid, signal.SIGINT)
     stack.wait(30)
-    for port in (38100, 38101, 38110, 38120, 38130, 38140, 38179):
+    for port in DEFAULT_PORTS:
         wait_until(lambda p=port: port_is_free(p), 15, f"port {port} to close")
     time.sleep(0.2)
     remaining = subprocess.run(["pgrep", "-f", r"^\.venv/bin/python -m "], capture_output=True, text=True)

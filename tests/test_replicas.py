@@ -21,7 +21,7 @@ import pytest
 from meshforge.errors import StageUnavailable
 from meshforge.http import ReplicaPool, make_client
 from meshforge.schemas import ReconstructRequest, ReconstructResponse
-from tests.fleet import Fleet, Stack, start_stack, wait_for_end, wait_until
+from tests.fleet import Fleet, Stack, free_port, start_stack, wait_for_end, wait_until
 
 pytestmark = pytest.mark.fleet
 
@@ -67,7 +67,7 @@ def dead_url() -> Iterator[str]:
     """A loopback port that is bound but never listens: connections are refused, and no other process
     can take the port while the tests run."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", free_port()))
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
@@ -159,7 +159,7 @@ def test_pool_gives_up_with_a_clear_message_when_no_replica_answers(
     views: dict[str, Any], dead_url: str
 ) -> None:
     with socket.socket() as other:
-        other.bind(("127.0.0.1", 0))
+        other.bind(("127.0.0.1", free_port()))
         second_dead = f"http://127.0.0.1:{other.getsockname()[1]}"
         with pytest.raises(StageUnavailable) as raised:
             pool_post([dead_url, second_dead], reconstruction(views, SMALL_RESOLUTION), deadline=0.5)
