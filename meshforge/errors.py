@@ -80,6 +80,13 @@ class BackendError(MeshforgeError):
     code = "backend_error"
 
 
+class ModelNotFound(MeshforgeError):
+    """Model weights a backend needs are not under models/; raised at start-up, never at request time."""
+
+    status_code = 503
+    code = "model_not_found"
+
+
 ERRORS_BY_CODE: dict[str, type[MeshforgeError]] = {
     cls.code: cls
     for cls in (
@@ -93,5 +100,6 @@ ERRORS_BY_CODE: dict[str, type[MeshforgeError]] = {
         ServiceBusy,
         StageUnavailable,
         BackendError,
+        ModelNotFound,
     )
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,6 +69,35 @@ class Settings(BaseSettings):
     flux_backend: str = "procedural"
     reconstruction_backend: str = "visual_hull"
     postprocess_backend: str = "trimesh"
+
+    # flux-service with flux_backend=diffusers: FLUX.1 through diffusers' FluxPipeline, loaded from models/
+    # once at start-up (never from a hub at request time). Steps and guidance default per model:
+    # schnell 4 steps / guidance 0, dev 50 steps / guidance 3.5.
+    flux_model: str = "black-forest-labs/FLUX.1-schnell"
+    flux_model_path: Path | None = None  # a plain folder; relative paths are under models/
+    flux_device: str = "auto"  # auto (cuda when present), cuda, cuda:N, cpu
+    flux_dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32
+    flux_memory_mode: Literal["gpu", "model_offload", "sequential_offload"] = "gpu"
+    flux_compile: bool = False  # torch.compile the transformer (slow first call, faster after)
+    flux_steps: int | None = Field(default=None, ge=1, le=200)
+    flux_guidance: float | None = Field(default=None, ge=0)
+    flux_max_batch: int = Field(default=4, ge=1, le=16)  # images per pipeline call
+
+    # reconstruction-service with reconstruction_backend=triposr: the published stabilityai/TripoSR
+    # files (config.yaml + model.ckpt) from models/.
+    triposr_model: str = "stabilityai/TripoSR"
+    triposr_model_path: Path | None = None
+    triposr_device: str = "auto"
+    triposr_dtype: str = "auto"  # auto: fp16 autocast on GPU where safe, fp32 on CPU
+    triposr_chunk_size: int = Field(default=8192, ge=256)  # points per density query
+    triposr_mc_resolution: int = Field(default=256, ge=16, le=1024)
+    triposr_mc_threshold: float = 25.0
+
+    # image-service: view normalisation. matting_backend: flood_fill (plain backgrounds, no weights)
+    # or onnx (a segmentation model such as U²-Net / ISNet / RMBG in ONNX form under models/).
+    matting_backend: str = "flood_fill"
+    matting_model_path: Path = Path("matting/u2net.onnx")  # relative paths are under models/
+    foreground_ratio: float = Field(default=0.85, gt=0.1, le=1.0)
 
     # FBX export: headless Blender (the bpy wheel) in its own virtualenv, run as one process per export.
     # bpy pins numpy<2, so it cannot live in the service's own environment. Relative to the working dir.
