@@ -29,7 +29,8 @@ def candidate_folders(models_dir: Path, repo_id: str, explicit: Path | None = No
         folders.append(cache / "snapshots" / ref.read_text().strip())
     snapshots = cache / "snapshots"
     if snapshots.is_dir():
-        folders += sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)[::-1]
+        newest_first = sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        folders += [p for p in newest_first if p.is_dir()]
     else:
         folders.append(snapshots / "<revision>")
     return folders
