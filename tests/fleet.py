@@ -166,9 +166,16 @@ class Fleet:
         return "\n".join(p.tail() for p in self.processes if wanted is None or p.name in wanted)
 
 
-def start_fleet(data_dir: Path, *, flux_replicas: int = 2, reconstruction_replicas: int = 2) -> Fleet:
+def start_fleet(
+    data_dir: Path,
+    *,
+    flux_replicas: int = 2,
+    reconstruction_replicas: int = 2,
+    extra_env: dict[str, str] | None = None,
+) -> Fleet:
     """Redis, 1 image-service, N flux-services, M reconstruction-services, 1 postprocess, the API and a
-    dispatcher; returns once every one of them answers /health."""
+    dispatcher; returns once every one of them answers /health. ``extra_env`` (MESHFORGE_* settings,
+    e.g. other backends) goes to every process."""
     redis = RedisServer.start(data_dir / "redis")
     ports = {
         "flux": [free_port() for _ in range(flux_replicas)],
@@ -197,6 +204,7 @@ def start_fleet(data_dir: Path, *, flux_replicas: int = 2, reconstruction_replic
         "MESHFORGE_REPLICA_RETRY_SECONDS": "0.05",
         "MESHFORGE_STAGE_TIMEOUT_SECONDS": "120",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     fleet = Fleet(data_dir, redis, env)
     try:
