@@ -21,8 +21,8 @@ from starlette.concurrency import run_in_threadpool
 
 from image_service.backends.flux_replicas import FluxReplicas
 from image_service.downloads import download_client, download_image
-from image_service.normalise import normalise_views
 from meshforge.errors import InvalidInput
+from meshforge.geometry.normalise import normalise_views
 from meshforge.geometry.views import view_set
 from meshforge.http import ReplicaPool, make_client
 from meshforge.schemas import (
