@@ -118,11 +118,12 @@ def app_service(
     healthcheck: dict[str, Any],
     ports: list[str] | None = None,
     gpu: int | None = None,
+    build_args: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    service: dict[str, Any] = {
-        "image": image,
-        "build": {"context": ".", "dockerfile": dockerfile},
-    }
+    build: dict[str, Any] = {"context": ".", "dockerfile": dockerfile}
+    if build_args:
+        build["args"] = build_args
+    service: dict[str, Any] = {"image": image, "build": build}
     if command is not None:
         service["command"] = command
     service["restart"] = "unless-stopped"
@@ -164,6 +165,9 @@ def build_services(layout: Layout) -> dict[str, Any]:
     # The GPU defaults can be overridden from the shell (or .env) until those backends exist.
     flux_backend = "procedural" if layout.cpu else "${MESHFORGE_FLUX_BACKEND:-diffusers}"
     reconstruction_backend = "visual_hull" if layout.cpu else "${MESHFORGE_RECONSTRUCTION_BACKEND:-triposr}"
+    # The torch images (flux, reconstruction) take torch's CPU build in the CPU profile, under their own tag.
+    torch_args = {"TORCH_CUDA": "cpu"} if layout.cpu else None
+    torch_tag = f"{tag}-cpu" if layout.cpu else tag
 
     services: dict[str, Any] = {
         "redis": {
@@ -214,8 +218,9 @@ def build_services(layout: Layout) -> dict[str, Any]:
         )
     for index, name in enumerate(layout.flux):
         services[name] = app_service(
-            image=f"meshforge/flux-service:{tag}",
+            image=f"meshforge/flux-service:{torch_tag}",
             dockerfile="flux-service/Dockerfile",
+            build_args=torch_args,
             command=None,
             environment={"MESHFORGE_FLUX_BACKEND": flux_backend},
             depends_on=[],
@@ -224,8 +229,9 @@ def build_services(layout: Layout) -> dict[str, Any]:
         )
     for index, name in enumerate(layout.reconstruction):
         services[name] = app_service(
-            image=f"meshforge/reconstruction-service:{tag}",
+            image=f"meshforge/reconstruction-service:{torch_tag}",
             dockerfile="reconstruction-service/Dockerfile",
+            build_args=torch_args,
             command=None,
             environment={"MESHFORGE_RECONSTRUCTION_BACKEND": reconstruction_backend},
             depends_on=[],
@@ -259,10 +265,8 @@ def header(layout: Layout, argv: list[str]) -> list[str]:
         lines += [
             f"# GPU profile for {layout.gpus} GPU(s): flux-service on GPU {flux}, "
             f"reconstruction-service on GPU {reconstruction}.",
-            "# WARNING: the diffusers (FLUX.1) and triposr backends named below do not exist in this",
-            "# build yet (later issues). Until they land, the GPU services refuse to start with them; use",
-            "# docker-compose.cpu.yml, or set MESHFORGE_FLUX_BACKEND=procedural and",
-            "# MESHFORGE_RECONSTRUCTION_BACKEND=visual_hull in the shell or in .env next to this file.",
+            "# The GPU backends (diffusers FLUX.1, triposr) load their weights from ./models at start-up:",
+            "# fetch them first with scripts/download-models (see docs/flux.md and docs/triposr.md).",
         ]
     return lines
 

