@@ -185,23 +185,74 @@ class ImagesResult(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
-class FluxGenerateRequest(BaseModel):
+# Images per /generate/batch request; flux-service splits them into pipeline calls of flux_max_batch.
+MAX_FLUX_BATCH = 32
+
+
+class FluxImageSpec(BaseModel):
+    """One image to draw: its prompt, seed, view and file."""
+
     prompt: str = Field(min_length=1)
-    width: int = Field(default=512, ge=32, le=2048)
-    height: int = Field(default=512, ge=32, le=2048)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="Same seed and settings → same image; none: random"
+    )
     view: str | None = Field(
         default=None, description="Canonical view name; backends that pose objects use it"
     )
     output_path: str | None = Field(default=None, description="Where to write the PNG, under inputs/")
-    return_b64: bool = True
 
 
-class FluxGenerateResponse(BaseModel):
+class FluxRenderOptions(BaseModel):
+    """What every image of one call shares. FLUX draws sizes that are multiples of 16."""
+
+    width: int = Field(default=512, ge=32, le=2048)
+    height: int = Field(default=512, ge=32, le=2048)
+    num_inference_steps: int | None = Field(
+        default=None, ge=1, le=200, description="none: the model's default (schnell 4, dev 50)"
+    )
+    guidance_scale: float | None = Field(
+        default=None, ge=0, le=30, description="none: the model's default (schnell 0, dev 3.5)"
+    )
+    return_b64: bool = Field(default=True, description="false: only image_path, to keep answers small")
+
+
+class FluxGenerateRequest(FluxRenderOptions, FluxImageSpec):
+    """POST /generate: one prompt, one image."""
+
+
+class FluxBatchRequest(FluxRenderOptions):
+    """POST /generate/batch: several images in one call, drawn in batched pipeline calls."""
+
+    images: list[FluxImageSpec] = Field(min_length=1, max_length=MAX_FLUX_BATCH)
+
+    @model_validator(mode="after")
+    def _distinct_output_paths(self) -> FluxBatchRequest:
+        paths = [image.output_path for image in self.images if image.output_path is not None]
+        if len(paths) != len(set(paths)):
+            raise ValueError("two images of one batch name the same output_path")
+        return self
+
+
+class FluxImage(BaseModel):
     image_path: str
     image_b64: str | None = None
+    seed: int | None = Field(default=None, description="The seed used (drawn at random when none was given)")
+
+
+class FluxGenerateResponse(FluxImage):
     backend: str
     seconds: float
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+
+
+class FluxBatchResponse(BaseModel):
+    images: list[FluxImage]
+    backend: str
+    seconds: float
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    pipeline_calls: int = Field(description="Batched model calls the images took (flux_max_batch each)")
 
 
 class ReconstructRequest(BaseModel):
