@@ -1,29 +1,47 @@
-"""flux-service: one text-to-image model per process (one per GPU), kept hot.
+"""flux-service: one text-to-image model per process (one per GPU), loaded at start-up and kept hot.
 
 POST /generate: prompt, width, height, optional seed → image_path (PNG under inputs/) and image_b64.
+POST /generate/batch: several prompts with one size → one result each, drawn in batched model calls.
 One request at a time; a second one gets 503 with Retry-After so the caller tries another replica.
+A backend that cannot load (no weights under models/) stops the process at start-up with its reason.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
+import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from PIL import Image
 
 from flux_service.backends import load_backend
-from meshforge.schemas import FluxGenerateRequest, FluxGenerateResponse, HealthResponse
+from flux_service.backends.base import ImageGenerator, ImageJob, Rendered, RenderOptions
+from meshforge.errors import BackendError, MeshforgeError
+from meshforge.schemas import (
+    MAX_SEED,
+    FluxBatchRequest,
+    FluxBatchResponse,
+    FluxGenerateRequest,
+    FluxGenerateResponse,
+    FluxImage,
+    FluxImageSpec,
+    FluxRenderOptions,
+    HealthResponse,
+)
 from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers
 from meshforge.settings import get_settings
 from meshforge.storage import Storage, atomic_write_bytes
 
 SERVICE = "flux-service"
+log = logging.getLogger(SERVICE)
 
 
 @asynccontextmanager
@@ -31,7 +49,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
-    app.state.backend = load_backend(settings.flux_backend)
+    try:
+        app.state.backend = load_backend(settings)
+    except MeshforgeError as error:
+        log.error("%s cannot start: %s", SERVICE, error.message)
+        raise
     app.state.runner = ExclusiveRunner(SERVICE)
     yield
 
@@ -41,26 +63,80 @@ install_error_handlers(app)
 add_health_route(
     app,
     SERVICE,
-    lambda: HealthResponse(service=SERVICE, backend=app.state.backend.name, busy=app.state.runner.busy),
+    lambda: HealthResponse(
+        service=SERVICE,
+        backend=app.state.backend.name,
+        busy=app.state.runner.busy,
+        detail=app.state.backend.detail,
+    ),
 )
+
+
+@dataclass
+class _Drawn:
+    images: list[FluxImage]
+    rendered: Rendered
 
 
 @app.post("/generate", response_model=FluxGenerateResponse)
 async def generate(body: FluxGenerateRequest, request: Request) -> FluxGenerateResponse:
-    state = request.app.state
     started = time.monotonic()
-    image: Image.Image = await state.runner.run(
-        state.backend.generate, body.prompt, body.width, body.height, body.seed, body.view
-    )
-    png = _png_bytes(image)
-    target = _target_path(state.storage, body.output_path)
-    atomic_write_bytes(target, png)
+    drawn = await _draw(request, [body], body)
     return FluxGenerateResponse(
-        image_path=str(target),
-        image_b64=base64.b64encode(png).decode() if body.return_b64 else None,
-        backend=state.backend.name,
+        **drawn.images[0].model_dump(),
+        backend=request.app.state.backend.name,
         seconds=round(time.monotonic() - started, 3),
+        num_inference_steps=drawn.rendered.steps,
+        guidance_scale=drawn.rendered.guidance,
     )
+
+
+@app.post("/generate/batch", response_model=FluxBatchResponse)
+async def generate_batch(body: FluxBatchRequest, request: Request) -> FluxBatchResponse:
+    started = time.monotonic()
+    drawn = await _draw(request, body.images, body)
+    return FluxBatchResponse(
+        images=drawn.images,
+        backend=request.app.state.backend.name,
+        seconds=round(time.monotonic() - started, 3),
+        num_inference_steps=drawn.rendered.steps,
+        guidance_scale=drawn.rendered.guidance,
+        pipeline_calls=drawn.rendered.pipeline_calls,
+    )
+
+
+async def _draw(request: Request, specs: Sequence[FluxImageSpec], options: FluxRenderOptions) -> _Drawn:
+    state = request.app.state
+    # Everything that can be refused is checked before the model is held.
+    targets = [_target_path(state.storage, spec.output_path) for spec in specs]
+    jobs = [ImageJob(spec.prompt, _seed(spec.seed), spec.view) for spec in specs]
+    render = RenderOptions(options.width, options.height, options.num_inference_steps, options.guidance_scale)
+    return await state.runner.run(_render_and_save, state.backend, jobs, render, targets, options.return_b64)
+
+
+def _render_and_save(
+    backend: ImageGenerator,
+    jobs: list[ImageJob],
+    options: RenderOptions,
+    targets: list[Path],
+    return_b64: bool,
+) -> _Drawn:
+    """Runs in the runner's thread: drawing and PNG encoding both stay off the event loop."""
+    rendered = backend.generate_batch(jobs, options)
+    if len(rendered.images) != len(jobs):
+        raise BackendError(f"{backend.name} drew {len(rendered.images)} images for {len(jobs)} prompts")
+    images = []
+    for job, image, target in zip(jobs, rendered.images, targets, strict=True):
+        png = _png_bytes(image)
+        atomic_write_bytes(target, png)
+        b64 = base64.b64encode(png).decode() if return_b64 else None
+        images.append(FluxImage(image_path=str(target), image_b64=b64, seed=job.seed))
+    return _Drawn(images, rendered)
+
+
+def _seed(seed: int | None) -> int:
+    """The caller's seed, or a fresh one that the answer reports so the image can be drawn again."""
+    return secrets.randbelow(MAX_SEED + 1) if seed is None else seed
 
 
 def _png_bytes(image: Image.Image) -> bytes:

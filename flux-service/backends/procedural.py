@@ -2,13 +2,18 @@
 
 Not FLUX: it understands prompts such as "a tall blue cylinder" and renders that primitive from the
 canonical camera the view names, with an exact alpha matte. Anything else is refused with a message
-saying how to enable FLUX (flux_service.procedural).
+saying how to enable FLUX (flux_service.procedural). The drawing is exact, so seeds change nothing and
+a batch is a loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from PIL import Image
 
+from flux_service.backends.base import ImageJob, Rendered, RenderOptions
 from flux_service.procedural import parse_prompt, render_view
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import FRONT, VIEWS_BY_NAME, CanonicalView
@@ -16,13 +21,22 @@ from meshforge.geometry.views import FRONT, VIEWS_BY_NAME, CanonicalView
 
 class ProceduralShapes:
     name = "procedural-shapes"
+    max_batch = 1
 
-    def generate(
-        self, prompt: str, width: int, height: int, seed: int | None, view: str | None
-    ) -> Image.Image:
-        if width != height:
-            raise InvalidInput(f"the procedural backend renders square views; got {width}×{height}")
-        return Image.fromarray(render_view(parse_prompt(prompt), _canonical(view), width), mode="RGBA")
+    def __init__(self) -> None:
+        self.detail: dict[str, Any] = {}
+
+    def generate_batch(self, jobs: Sequence[ImageJob], options: RenderOptions) -> Rendered:
+        if options.width != options.height:
+            raise InvalidInput(
+                f"the procedural backend renders square views; got {options.width}×{options.height}"
+            )
+        # Parse every prompt first, so that a bad one fails the batch before any drawing.
+        shapes = [(parse_prompt(job.prompt), _canonical(job.view)) for job in jobs]
+        images = [
+            Image.fromarray(render_view(shape, view, options.width), mode="RGBA") for shape, view in shapes
+        ]
+        return Rendered(images, pipeline_calls=len(images))
 
 
 def _canonical(view: str | None) -> CanonicalView:
