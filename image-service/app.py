@@ -3,6 +3,9 @@
 POST /imagine/generate    prompt → one image per canonical view (drawn by flux-service replicas)
 POST /imagine/from-urls   URLs → downloaded, checked, normalised views
 POST /imagine/from-paths  images under inputs/ → normalised views (an extension of the spec's API)
+
+Every view is normalised the same way (meshforge.geometry.normalise) with the configured matting
+backend (image_service.matting), which each result names in its detail, as does /health.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
 from image_service.backends.flux_replicas import FluxReplicas
-from image_service.downloads import download_client, download_image
+from image_service.consistency import draw_views
+from image_service.downloads import DownloadLimits, check_dimensions, download_client, download_images
+from image_service.matting import Matting, load_matting
+from image_service.view_agreement import silhouette_of, view_agreement
 from meshforge.errors import InvalidInput
 from meshforge.geometry.normalise import normalise_views
-from meshforge.geometry.views import view_set
+from meshforge.geometry.views import VIEWS_BY_NAME, view_set
 from meshforge.http import ReplicaPool, make_client
 from meshforge.schemas import (
     HealthResponse,
@@ -54,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         retry_seconds=settings.replica_retry_seconds,
     )
     app.state.generator = FluxReplicas(pool)
+    app.state.matting = load_matting(settings)  # a missing model stops start-up here, saying where
     app.state.downloads = download_client()
     yield
     await client.aclose()
@@ -62,7 +69,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title=SERVICE, lifespan=lifespan)
 install_error_handlers(app)
-add_health_route(app, SERVICE, lambda: HealthResponse(service=SERVICE, backend=app.state.generator.name))
+add_health_route(
+    app,
+    SERVICE,
+    lambda: HealthResponse(
+        service=SERVICE, backend=app.state.generator.name, detail={"matting": app.state.matting.name}
+    ),
+)
 
 
 def _job_folder(storage: Storage, job_id: str | None) -> Path:
@@ -72,31 +85,31 @@ def _job_folder(storage: Storage, job_id: str | None) -> Path:
 @app.post("/imagine/generate", response_model=ImagesResult)
 async def imagine_generate(body: ImagineGenerateRequest, request: Request) -> ImagesResult:
     started = time.monotonic()
+    state = request.app.state
     views = view_set(body.num_views)
-    folder = _job_folder(request.app.state.storage, body.job_id)
-    paths, backend = await request.app.state.generator.generate(
-        body.prompt, views, body.image_size, body.seed, folder / "generated"
+    strategy = body.consistency or state.settings.tier(body.quality_tier).consistency
+    folder = _job_folder(state.storage, body.job_id)
+    drawn = await draw_views(
+        state.generator, body.prompt, views, body.image_size, body.seed, strategy, folder / "generated"
     )
-    images = [_open(path, str(path)) for path in paths]
-    return await _normalised(images, [v.name for v in views], body.image_size, folder, backend, started)
+    # A model places the object where it likes in each view (or sheet cell): centre each view on it.
+    result = await _normalised(
+        request, drawn.images, [v.name for v in views], body.image_size, folder, drawn.backend, started,
+        centre_each=not drawn.posed,
+    )  # fmt: skip
+    result.detail.update(drawn.detail, quality_tier=body.quality_tier.value)
+    return result
 
 
 @app.post("/imagine/from-urls", response_model=ImagesResult)
 async def imagine_from_urls(body: ImagineFromUrlsRequest, request: Request) -> ImagesResult:
     started = time.monotonic()
-    settings = request.app.state.settings
+    state = request.app.state
     views = _views_for(len(body.urls))
-    images = [
-        await download_image(
-            request.app.state.downloads,
-            str(url),
-            max_bytes=settings.download_max_bytes,
-            timeout=settings.download_timeout_seconds,
-        )
-        for url in body.urls
-    ]
-    folder = _job_folder(request.app.state.storage, body.job_id)
-    return await _normalised(images, views, body.image_size, folder, "url-download", started)
+    limits = DownloadLimits.from_settings(state.settings)
+    images = await download_images(state.downloads, [str(url) for url in body.urls], limits)
+    folder = _job_folder(state.storage, body.job_id)
+    return await _normalised(request, images, views, body.image_size, folder, "url-download", started)
 
 
 @app.post("/imagine/from-paths", response_model=ImagesResult)
@@ -106,7 +119,7 @@ async def imagine_from_paths(body: ImagineFromPathsRequest, request: Request) ->
     views = _views_for(len(body.image_paths))
     images = [_open(storage.input_image(path), path) for path in body.image_paths]
     folder = _job_folder(storage, body.job_id)
-    return await _normalised(images, views, body.image_size, folder, "uploaded-images", started)
+    return await _normalised(request, images, views, body.image_size, folder, "uploaded-images", started)
 
 
 def _views_for(count: int) -> list[str]:
@@ -119,18 +132,36 @@ def _views_for(count: int) -> list[str]:
 def _open(path: Path, shown: str) -> Image.Image:
     try:
         image = Image.open(path)
+        check_dimensions(image.size, shown)
         image.load()
     except FileNotFoundError:
         raise InvalidInput(f'image "{shown}" does not exist') from None
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise InvalidInput(f'"{shown}" could not be read as an image') from None
     return image
 
 
 async def _normalised(
-    images: list[Image.Image], views: list[str], size: int, folder: Path, source: str, started: float
+    request: Request,
+    images: list[Image.Image],
+    views: list[str],
+    size: int,
+    folder: Path,
+    source: str,
+    started: float,
+    *,
+    centre_each: bool = False,
 ) -> ImagesResult:
-    normalised = await run_in_threadpool(normalise_views, images, size)
+    matting: Matting = request.app.state.matting
+    ratio = request.app.state.settings.foreground_ratio
+
+    def work() -> tuple[list[np.ndarray], dict[str, object]]:
+        views_out = normalise_views(
+            images, size, matting=matting, foreground_ratio=ratio, centre_each=centre_each
+        )
+        return views_out, _agreement(views_out, views)
+
+    normalised, agreement = await run_in_threadpool(work)
     paths = []
     for index, (rgba, view) in enumerate(zip(normalised, views, strict=True)):
         target = folder / "views" / f"{index:02d}-{view}.png"
@@ -141,8 +172,26 @@ async def _normalised(
         views=views,
         backend=source,
         seconds=round(time.monotonic() - started, 3),
-        detail={"normalisation": "alpha-or-border-flood-fill matte, joint scale", "image_size": size},
+        detail={
+            "matting": matting.name,
+            "normalisation": {
+                "image_size": size,
+                "foreground_ratio": ratio,
+                "placement": "each view centred on its object" if centre_each else "canonical frame kept",
+            },
+            **agreement,
+        },
     )
+
+
+def _agreement(normalised: list[np.ndarray], views: list[str]) -> dict[str, object]:
+    """Silhouette agreement of a multi-view set (docs/images.md): 1.0 when the views show one object."""
+    if len(views) < 2:
+        return {}
+    score = view_agreement(
+        [silhouette_of(rgba) for rgba in normalised], tuple(VIEWS_BY_NAME[v] for v in views)
+    )
+    return {"view_agreement": score.as_detail()}
 
 
 def _png(rgba: np.ndarray) -> bytes:

@@ -157,12 +157,24 @@ class HealthResponse(BaseModel):
 # --- internal stage APIs -------------------------------------------------------------------------
 
 
+class ViewConsistency(StrEnum):
+    """How the image stage keeps the views of one prompt in agreement (docs/images.md)."""
+
+    independent = "independent"  # one generation per view, each with its own seed: the control
+    anchored = "anchored"  # one seed and one object description for every view, the front drawn first
+    sheet = "sheet"  # one turnaround-sheet generation showing every view, split into views
+
+
 class ImagineGenerateRequest(BaseModel):
     prompt: str = Field(min_length=1)
     num_views: int = 8
     image_size: int = Field(default=512, ge=32, le=2048)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     job_id: str | None = None
+    quality_tier: QualityTier = QualityTier.standard
+    consistency: ViewConsistency | None = Field(
+        default=None, description="Overrides the quality tier's view-consistency strategy"
+    )
 
 
 class ImagineFromUrlsRequest(BaseModel):

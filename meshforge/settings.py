@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from meshforge.schemas import QualityTier
+from meshforge.schemas import QualityTier, ViewConsistency
 
 UrlList = Annotated[list[str], NoDecode]
 
@@ -26,6 +26,8 @@ class TierProfile(BaseModel):
     voxel_resolution: int
     target_faces: int
     texture_size: int
+    # How the image stage keeps generated views in agreement (docs/images.md).
+    consistency: ViewConsistency = ViewConsistency.sheet
 
 
 DEFAULT_TIERS: dict[QualityTier, TierProfile] = {
@@ -117,6 +119,8 @@ class Settings(BaseSettings):
     max_images: int = 8
     download_max_bytes: int = 20 * 1024 * 1024
     download_timeout_seconds: float = 20.0
+    download_max_redirects: int = Field(default=3, ge=0, le=20)
+    download_content_types: list[str] = ["image/png", "image/jpeg", "image/webp", "image/bmp", "image/tiff"]
 
     tiers: dict[QualityTier, TierProfile] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
 

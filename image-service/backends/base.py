@@ -1,18 +1,22 @@
-"""The image stage's backend interface: a prompt and a set of canonical views → one image per view."""
+"""The image stage's view source: FLUX-style text-to-image calls, however they are reached."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
-from meshforge.geometry.views import CanonicalView
+from meshforge.schemas import FluxGenerateRequest, FluxGenerateResponse
 
 
-class ViewGenerator(Protocol):
+class ImageDrawer(Protocol):
+    """Draws one image per request (flux-service replicas over HTTP, or a backend in-process)."""
+
     name: str
 
-    async def generate(
-        self, prompt: str, views: tuple[CanonicalView, ...], image_size: int, seed: int | None, folder: Path
-    ) -> tuple[list[Path], str]:
-        """Write one image per view into ``folder``; returns the paths and the model that drew them."""
+    async def draw(self, request: FluxGenerateRequest) -> FluxGenerateResponse:
+        """Draw ``request`` and write it to ``request.output_path``."""
+        ...
+
+    async def draws_posed_views(self) -> bool:
+        """True when the backend renders the canonical camera named by ``view`` itself (a renderer,
+        not a model): its views agree by construction and sit exactly in the canonical frame."""
         ...

@@ -1,18 +1,18 @@
-"""Views drawn by flux-service replicas (FLUX.1 on GPUs 0–3, or its offline procedural backend).
+"""Images drawn by flux-service replicas (FLUX.1 on GPUs 0–3, or its offline procedural backend).
 
-Views are requested in parallel, at most one per replica at a time, so each replica stays busy
-without being flooded with requests it would refuse.
+Requests run in parallel, at most one per replica at a time, so each replica stays busy without being
+flooded with requests it would refuse.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-from image_service.prompts import view_prompt, view_seed
-from meshforge.geometry.views import CanonicalView
 from meshforge.http import ReplicaPool
 from meshforge.schemas import FluxGenerateRequest, FluxGenerateResponse
+
+# flux-service backends that are renderers: they pose the canonical camera named by ``view``.
+POSED_VIEW_BACKENDS = frozenset({"procedural-shapes"})
 
 
 class FluxReplicas:
@@ -21,28 +21,20 @@ class FluxReplicas:
     def __init__(self, pool: ReplicaPool) -> None:
         self._pool = pool
         self._slots = asyncio.Semaphore(len(pool.urls))
+        self._posed: bool | None = None
 
-    async def generate(
-        self, prompt: str, views: tuple[CanonicalView, ...], image_size: int, seed: int | None, folder: Path
-    ) -> tuple[list[Path], str]:
-        answers = await asyncio.gather(
-            *(self._one(prompt, view, index, image_size, seed, folder) for index, view in enumerate(views))
-        )
-        backends = sorted({answer.backend for answer in answers})
-        return [Path(answer.image_path) for answer in answers], f"{self.name}:{'+'.join(backends)}"
-
-    async def _one(
-        self, prompt: str, view: CanonicalView, index: int, size: int, seed: int | None, folder: Path
-    ) -> FluxGenerateResponse:
-        body = FluxGenerateRequest(
-            prompt=view_prompt(prompt, view),
-            width=size,
-            height=size,
-            seed=view_seed(seed, index),
-            view=view.name,
-            output_path=str(folder / f"{index:02d}-{view.name}.png"),
-            return_b64=False,
-        )
+    async def draw(self, request: FluxGenerateRequest) -> FluxGenerateResponse:
         async with self._slots:
-            answer, _ = await self._pool.post("/generate", body, FluxGenerateResponse)
+            answer, _ = await self._pool.post("/generate", request, FluxGenerateResponse)
         return answer
+
+    async def draws_posed_views(self) -> bool:
+        """Asked once of the replicas' /health (all replicas of a stage run one backend)."""
+        if self._posed is None:
+            backends = {
+                str(h.get("backend")) for h in (await self._pool.health()).values() if h.get("backend")
+            }
+            if not backends:
+                return False  # nobody answered: the generation call itself will report it
+            self._posed = bool(backends & POSED_VIEW_BACKENDS)
+        return self._posed

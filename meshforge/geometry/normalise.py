@@ -4,17 +4,29 @@ A normalised view is an RGBA PNG: RGB composited on BACKGROUND_RGB, alpha = the 
 A set of canonical views is scaled *together*, about the image centre, so the views stay consistent
 with one another (scaling the images equals moving every camera closer: reconstruction's adaptive
 bounds absorb it). A single image is cropped to the object and centred, as single-view models expect.
+Views drawn by a text-to-image model place the object wherever the model chose, so for those each view
+can be centred on its object first (``centre_each``) and the set is then scaled together.
+
+The matte comes from the image's own transparency when it has some; otherwise from ``matting``, any
+function image → alpha (float 0..1), such as the image service's flood-fill or ONNX segmentation
+backends. Without one, the border flood fill of ``meshforge.geometry.silhouette`` is used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image
 
-from meshforge.geometry.silhouette import foreground_mask
+from meshforge.errors import InvalidInput
+
+# The mask clean-up rules are the silhouette module's, so matted views and reconstruction agree.
+from meshforge.geometry.silhouette import _check_mask, _drop_specks, _fill_small_holes, foreground_mask
 from meshforge.geometry.views import BACKGROUND_RGB
 
 FOREGROUND_RATIO = 0.85
+MattingFn = Callable[[np.ndarray], np.ndarray]
 
 
 def to_rgba(image: Image.Image) -> np.ndarray:
@@ -26,13 +38,35 @@ def to_rgba(image: Image.Image) -> np.ndarray:
     return rgba
 
 
-def matte(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(RGB composited on the neutral background, matte as float 0..1)."""
-    mask = foreground_mask(rgba if (rgba[..., 3] < 255).any() else rgba[..., :3])
-    alpha = np.where(mask, np.maximum(rgba[..., 3], 1) / 255.0, 0.0)[..., None]
+def matte(rgba: np.ndarray, matting: MattingFn | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB composited on the neutral background, matte as float 0..1).
+
+    Own transparency wins; otherwise ``matting`` (default: border flood fill) gives a soft matte, whose
+    mask (> 0.5) is cleaned like a silhouette: small holes filled, specks dropped.
+    """
+    if (rgba[..., 3] < 255).any():
+        mask = foreground_mask(rgba)
+        alpha = np.where(mask, np.maximum(rgba[..., 3], 1) / 255.0, 0.0)
+    elif matting is None:
+        alpha = foreground_mask(rgba[..., :3]).astype(np.float64)
+    else:
+        alpha = _cleaned(np.asarray(matting(rgba), dtype=np.float64))
+    return _composite(rgba, alpha), alpha
+
+
+def _cleaned(soft: np.ndarray) -> np.ndarray:
+    if soft.ndim != 2:
+        raise InvalidInput(f"a matte must be one value per pixel; got shape {soft.shape}")
+    mask = _drop_specks(_fill_small_holes(soft > 0.5))
+    _check_mask(mask)
+    # Inside the mask keep the soft edge; filled holes become fully object.
+    return np.where(mask, np.where(soft > 0.5, np.clip(soft, 0.0, 1.0), 1.0), 0.0)
+
+
+def _composite(rgba: np.ndarray, alpha2d: np.ndarray) -> np.ndarray:
+    alpha = alpha2d[..., None]
     background = np.array(BACKGROUND_RGB, dtype=np.float64)
-    rgb = rgba[..., :3].astype(np.float64) * alpha + background * (1.0 - alpha)
-    return rgb, alpha[..., 0]
+    return rgba[..., :3].astype(np.float64) * alpha + background * (1.0 - alpha)
 
 
 def _square_canvas(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,11 +129,23 @@ def _centre_on_object(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, n
     return moved, moved_alpha
 
 
-def normalise_views(images: list[Image.Image], size: int) -> list[np.ndarray]:
-    """Normalise a set of views (see module docstring). Raises InvalidInput when no object is found."""
-    matted = [_square_canvas(*matte(to_rgba(image))) for image in images]
-    if len(matted) == 1:
-        matted = [_centre_on_object(*matted[0])]
+def normalise_views(
+    images: list[Image.Image],
+    size: int,
+    *,
+    matting: MattingFn | None = None,
+    foreground_ratio: float = FOREGROUND_RATIO,
+    centre_each: bool = False,
+) -> list[np.ndarray]:
+    """Normalise a set of views to ``size``² RGBA (see module docstring).
+
+    The object reaches ``foreground_ratio`` of the half-frame in its widest view. A single image is
+    always cropped to its object and centred; ``centre_each`` does the same for every view of a set.
+    Raises InvalidInput when no object is found in a view.
+    """
+    matted = [_square_canvas(*matte(to_rgba(image), matting)) for image in images]
+    if len(matted) == 1 or centre_each:
+        matted = [_centre_on_object(rgb, alpha) for rgb, alpha in matted]
     reach = max(_reach(alpha) for _, alpha in matted)
-    scale = FOREGROUND_RATIO / reach
+    scale = foreground_ratio / reach
     return [_zoom(rgb, alpha, scale, size) for rgb, alpha in matted]
