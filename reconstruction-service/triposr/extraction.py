@@ -1,0 +1,88 @@
+"""Triplane → coloured mesh: density on a grid (in chunks), marching cubes, colour at the vertices.
+
+Everything here runs in fp32: densities are exp(raw − 1) and cross the threshold (25) far below fp16's
+limit, but the interior easily exceeds it, and marching cubes interpolates between the two.
+The mesh is in TripoSR's own frame (see docs/triposr.md); the backend turns it into the canonical one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import trimesh
+from skimage.measure import marching_cubes
+
+from meshforge.errors import InvalidInput
+from reconstruction_service.triposr.config import RendererConfig
+from reconstruction_service.triposr.decoder import NeRFMLP, query_field
+
+
+def grid_axis(resolution: int, radius: float, device: torch.device) -> torch.Tensor:
+    """The grid's coordinates along one axis: linspace(0, 1) scaled to (−radius, radius), as upstream."""
+    return torch.linspace(0.0, 1.0, resolution, device=device) * (radius - (-radius)) + (-radius)
+
+
+@torch.inference_mode()
+def density_grid(
+    decoder: NeRFMLP, planes: torch.Tensor, cfg: RendererConfig, resolution: int, chunk_size: int
+) -> np.ndarray:
+    """(resolution,)*3 float32 densities, axis order (x, y, z) ("ij" indexing)."""
+    planes = planes.float()
+    axis = grid_axis(resolution, cfg.radius, planes.device)
+    total = resolution**3
+    out = torch.empty(total, dtype=torch.float32, device=planes.device)
+    for start in range(0, total, chunk_size):
+        index = torch.arange(start, min(start + chunk_size, total), device=planes.device)
+        i, j, k = index // (resolution * resolution), (index // resolution) % resolution, index % resolution
+        points = torch.stack([axis[i], axis[j], axis[k]], dim=1)
+        out[start : start + len(index)] = query_field(decoder, planes, points, cfg).density
+    return out.view(resolution, resolution, resolution).cpu().numpy()
+
+
+@torch.inference_mode()
+def colours_at(
+    decoder: NeRFMLP, planes: torch.Tensor, cfg: RendererConfig, points: np.ndarray, chunk_size: int
+) -> np.ndarray:
+    """(N, 3) colours in 0..1 at world points."""
+    planes = planes.float()
+    tensor = torch.as_tensor(points, dtype=torch.float32, device=planes.device)
+    parts = [
+        query_field(decoder, planes, tensor[start : start + chunk_size], cfg).colour
+        for start in range(0, len(tensor), chunk_size)
+    ]
+    return torch.cat(parts).cpu().numpy() if parts else np.zeros((0, 3), np.float32)
+
+
+def surface_from_grid(density: np.ndarray, threshold: float, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes on the density at ``threshold`` → (vertices in world units, faces), normals outward
+    (toward lower density). Raises InvalidInput when the field never crosses the threshold."""
+    low, high = float(density.min()), float(density.max())
+    if not low < threshold < high:
+        raise InvalidInput(
+            f"TripoSR found no surface: the density field lies in [{low:.3g}, {high:.3g}] and never crosses "
+            f"the threshold {threshold:g} (MESHFORGE_TRIPOSR_MC_THRESHOLD). Check that the image shows one "
+            "object on a plain background, and that the model weights are the published ones."
+        )
+    # skimage keeps the array's axis order (x, y, z). On an (x, y, z) array its default winding makes
+    # normals point into the high values; "ascent" flips it so they point outward, as upstream's do.
+    vertices, faces, _, _ = marching_cubes(density, level=threshold, gradient_direction="ascent")
+    resolution = density.shape[0]
+    world = vertices / (resolution - 1.0) * (radius - (-radius)) + (-radius)
+    return world.astype(np.float32), faces.astype(np.int64)
+
+
+def extract_mesh(
+    decoder: NeRFMLP,
+    planes: torch.Tensor,
+    cfg: RendererConfig,
+    *,
+    resolution: int,
+    threshold: float,
+    chunk_size: int,
+) -> trimesh.Trimesh:
+    """One triplane (3, C, H, W) → a mesh with per-vertex RGBA colours, in TripoSR's frame."""
+    density = density_grid(decoder, planes, cfg, resolution, chunk_size)
+    vertices, faces = surface_from_grid(density, threshold, cfg.radius)
+    colours = colours_at(decoder, planes, cfg, vertices, chunk_size)
+    rgba = np.concatenate([np.round(colours * 255.0), np.full((len(colours), 1), 255.0)], axis=1)
+    return trimesh.Trimesh(vertices=vertices, faces=faces, vertex_colors=rgba.astype(np.uint8), process=False)
