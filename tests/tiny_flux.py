@@ -71,8 +71,8 @@ def _save_pipeline(folder: Path, *, guidance_embeds: bool) -> None:
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     torch.manual_seed(0)  # the same tiny weights in every session
-    clip_tokenizer = _clip_tokenizer()
-    t5_tokenizer = _t5_tokenizer()
+    clip_tokenizer = train_clip_tokenizer()
+    t5_tokenizer = train_t5_tokenizer()
     hidden = 32
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
@@ -142,7 +142,7 @@ def _save_pipeline(folder: Path, *, guidance_embeds: bool) -> None:
     pipeline.save_pretrained(folder, safe_serialization=True)
 
 
-def _clip_tokenizer():
+def train_clip_tokenizer():
     """A byte-level BPE with CLIP's pre-tokenisation and end-of-word marks, trained on CORPUS."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import CLIPTokenizer
@@ -175,7 +175,7 @@ def _clip_tokenizer():
     return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=77)
 
 
-def _t5_tokenizer():
+def train_t5_tokenizer():
     """A SentencePiece-style unigram with T5's ids (<pad> 0, </s> 1, <unk> 2), trained on CORPUS."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import T5TokenizerFast
