@@ -97,6 +97,7 @@ class JobRunner:
                 num_views=tier.views,
                 image_size=tier.image_size,
                 seed=request.get("seed"),
+                quality_tier=request["quality_tier"],
                 job_id=job_id,
             )
             path, message = "/imagine/generate", f"generating {tier.views} views of the prompt"
