@@ -5,7 +5,9 @@ Input ``input``: 1×3×S×S float, RGB normalised with ImageNet mean/std (U²-Ne
 the wrong output would fail the tests). Its rule is a real, if simple, saliency: colourful pixels are
 object, grey ones (any shade, any pattern) background. Layers: a 1×1 convolution that undoes the
 normalisation, one that takes the channel differences, Abs, their sum, a 3×3 box blur for soft edges and
-a steep sigmoid.
+a steep sigmoid. With ``centre_prior`` it adds a fixed disc of logits, as salient-object models favour
+the image centre: then even a picture that is colourful everywhere (random FLUX weights draw noise) has
+one round object in the middle, which is what a pipeline test on random weights needs.
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ def _conv_weights(matrix: np.ndarray, kernel: int = 1) -> np.ndarray:
     return weights
 
 
-def build_tiny_matting_model(path: Path, input_size: int = 128) -> Path:
+def _centre_disc_logits(size: int, radius: float = 0.6) -> np.ndarray:
+    """0 inside a centred disc of ``radius`` (a share of the half-size), strongly negative outside."""
+    centres = (np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0
+    distance = np.hypot(*np.meshgrid(centres, centres, indexing="ij"))
+    logits = np.where(distance <= radius, 0.0, -4.0 * STEEPNESS).astype(np.float32)
+    return logits.reshape(1, 1, size, size)
+
+
+def build_tiny_matting_model(path: Path, input_size: int = 128, *, centre_prior: bool = False) -> Path:
     """Write the model to ``path`` (e.g. models/matting/u2net.onnx) and return ``path``."""
+    prior = _centre_disc_logits(input_size) if centre_prior else np.zeros((1, 1, 1, 1), np.float32)
     differences = np.array([[1, -1, 0], [0, 1, -1], [1, 0, -1]], dtype=np.float32)
     initialisers = [
         numpy_helper.from_array(_conv_weights(np.diag(IMAGENET_STD)), "unnormalise_w"),
@@ -40,12 +51,14 @@ def build_tiny_matting_model(path: Path, input_size: int = 128) -> Path:
         numpy_helper.from_array(np.array([-STEEPNESS * COLOURFULNESS_THRESHOLD], np.float32), "sum_b"),
         numpy_helper.from_array(np.full((1, 1, 3, 3), 1 / 9, dtype=np.float32), "blur_w"),
         numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
+        numpy_helper.from_array(prior, "prior"),
     ]
     nodes = [
         helper.make_node("Conv", ["input", "unnormalise_w", "unnormalise_b"], ["rgb"]),
         helper.make_node("Conv", ["rgb", "differences_w"], ["signed_differences"]),
         helper.make_node("Abs", ["signed_differences"], ["differences"]),
-        helper.make_node("Conv", ["differences", "sum_w", "sum_b"], ["logit"]),
+        helper.make_node("Conv", ["differences", "sum_w", "sum_b"], ["colour_logit"]),
+        helper.make_node("Add", ["colour_logit", "prior"], ["logit"]),
         helper.make_node("Conv", ["logit", "blur_w"], ["smooth_logit"], pads=[1, 1, 1, 1]),
         helper.make_node("Sigmoid", ["smooth_logit"], ["mask"]),
         helper.make_node("Sub", ["one", "mask"], ["side"]),
