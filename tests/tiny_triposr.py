@@ -73,12 +73,13 @@ def build_tiny_triposr(models_dir: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = build_model(parse_config(TINY_CONFIG))
     with torch.no_grad():
-        _shape_ball(model)
+        shape_density_ball(model)
     torch.save(model.state_dict(), folder / WEIGHTS_FILE)
     return folder
 
 
-def _shape_ball(model: torch.nn.Module) -> None:
+def shape_density_ball(model: torch.nn.Module) -> None:
+    """Set the few weights that make the density field a ball (any model size; see module docstring)."""
     size = model.tokenizer.plane_size
     centres = (2 * torch.arange(size) + 1) / size - 1.0  # grid_sample's cell centres (align_corners=False)
     u = centres.view(1, size).expand(size, size)  # along the width: grid_sample's x

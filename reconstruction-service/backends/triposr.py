@@ -19,7 +19,7 @@ from meshforge.geometry.views import OBJECT_EXTENT, CanonicalView
 from meshforge.models import locate_model
 from meshforge.settings import Settings, get_settings
 from reconstruction_service.triposr.extraction import extract_mesh
-from reconstruction_service.triposr.model import CONFIG_FILE, WEIGHTS_FILE, load_pretrained
+from reconstruction_service.triposr.model import CONFIG_FILE, TSR, WEIGHTS_FILE, load_pretrained
 from reconstruction_service.triposr.preprocess import condition_image, to_tensor
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,10 @@ def to_canonical(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 class TripoSR:
     name = "triposr"
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, model: TSR | None = None) -> None:
+        """``model``: an already-built model on the configured device instead of the files in models/
+        (the benchmark's full-size random model); production always loads the files."""
         settings = settings or get_settings()
-        self.folder = locate_model(
-            settings.models_path,
-            settings.triposr_model,
-            required=(CONFIG_FILE, WEIGHTS_FILE),
-            explicit=settings.triposr_model_path,
-            setting="MESHFORGE_TRIPOSR_MODEL_PATH",
-        )
         self.device = pick_device(settings.triposr_device)
         # Half precision only for the transformers (autocast keeps norms and softmax in fp32); the
         # density field and marching cubes always run in fp32 (see extraction.py).
@@ -66,11 +61,21 @@ class TripoSR:
         self.resolution = settings.triposr_mc_resolution
         self.threshold = settings.triposr_mc_threshold
         self.chunk_size = settings.triposr_chunk_size
+        if model is not None:
+            self.model = model
+            return
+        folder = locate_model(
+            settings.models_path,
+            settings.triposr_model,
+            required=(CONFIG_FILE, WEIGHTS_FILE),
+            explicit=settings.triposr_model_path,
+            setting="MESHFORGE_TRIPOSR_MODEL_PATH",
+        )
         started = time.monotonic()
-        self.model = load_pretrained(self.folder, self.device)
+        self.model = load_pretrained(folder, self.device)
         log.info(
             "TripoSR loaded from %s on %s (%s) in %.1f s",
-            self.folder,
+            folder,
             self.device,
             self.dtype,
             time.monotonic() - started,

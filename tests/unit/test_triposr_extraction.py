@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from skimage.measure import marching_cubes
 
 torch = pytest.importorskip("torch")
 
@@ -15,6 +16,7 @@ from reconstruction_service.triposr.extraction import (  # noqa: E402
     density_grid,
     extract_mesh,
     grid_axis,
+    surface_from_grid,
 )
 from reconstruction_service.triposr.model import TSR, load_pretrained  # noqa: E402
 from reconstruction_service.triposr.preprocess import condition_image  # noqa: E402
@@ -41,7 +43,19 @@ def test_density_queried_in_chunks_equals_one_query(tiny: tuple[TSR, torch.Tenso
     model, planes = tiny
     whole = density_grid(model.decoder, planes, model.config.renderer, RESOLUTION, RESOLUTION**3)
     chunked = density_grid(model.decoder, planes, model.config.renderer, RESOLUTION, 999)
-    assert np.array_equal(whole, chunked)
+    assert torch.equal(whole, chunked)
+
+
+def test_marching_cubes_near_the_surface_only_gives_the_full_grids_result(
+    tiny: tuple[TSR, torch.Tensor],
+) -> None:
+    model, planes = tiny
+    density = density_grid(model.decoder, planes, model.config.renderer, RESOLUTION, 8192)
+    density = density * (1.0 + 0.3 * torch.rand(density.shape, generator=torch.Generator().manual_seed(1)))
+    vertices, faces = surface_from_grid(density, THRESHOLD, 0.87)
+    full_vertices, full_faces, _, _ = marching_cubes(density.numpy(), THRESHOLD, gradient_direction="ascent")
+    assert np.array_equal(faces, full_faces)
+    assert np.allclose(vertices, full_vertices / (RESOLUTION - 1) * 1.74 - 0.87, atol=1e-6)
 
 
 def test_a_ball_shaped_field_gives_a_closed_ball_with_outward_normals_and_colours(

@@ -1,0 +1,122 @@
+"""TripoSR through the reconstruction backend: seconds per mesh and peak GPU memory.
+
+    .venv/bin/python -m benchmarks.triposr            # GPU when torch sees one, else the tiny CPU model
+    .venv/bin/python -m benchmarks.triposr --runs 5
+
+On a GPU it builds TripoSR at full size (the published config, 419 M parameters) with random weights
+directly on the GPU, nothing downloaded, and sets the few weights that make the density field a ball
+(tests/tiny_triposr.py), so marching cubes has a surface of realistic size to extract, as a real object
+would give. It then times ``TripoSR.reconstruct`` (conditioning image, transformer, density grid,
+marching cubes, vertex colours, canonical frame) at marching-cubes resolution 256 and 384, in fp16
+autocast and fp32, with the default and a large density chunk. Without a GPU it times the tiny test
+model, loaded from disk like production, on the CPU. Figures go to docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from meshforge.geometry.views import FRONT
+from meshforge.settings import Settings
+from reconstruction_service.backends.triposr import TripoSR
+from reconstruction_service.triposr.config import load_config
+from reconstruction_service.triposr.model import build_model
+from tests.tiny_triposr import build_tiny_triposr, shape_density_ball
+
+PUBLISHED_CONFIG = Path(__file__).resolve().parent.parent / "tests" / "data" / "triposr" / "config.yaml"
+
+
+def test_image(size: int = 512) -> np.ndarray:
+    """A red disc on transparency: one object, as the image stage hands views over."""
+    rows, cols = np.mgrid[:size, :size]
+    image = np.zeros((size, size, 4), dtype=np.uint8)
+    disc = (rows - size / 2) ** 2 + (cols - size / 2) ** 2 < (size / 3) ** 2
+    image[disc] = (200, 40, 40, 255)
+    return image
+
+
+def time_backend(backend: TripoSR, runs: int) -> dict[str, float]:
+    image = test_image()
+    backend.reconstruct([image], [FRONT], resolution=0)  # warm-up: kernels, autotuning, allocator
+    cuda = backend.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    totals, models, meshes = [], [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        mesh, detail = backend.reconstruct([image], [FRONT], resolution=0)
+        if cuda:
+            torch.cuda.synchronize()
+        totals.append(time.perf_counter() - started)
+        models.append(detail["model_seconds"])
+        meshes.append(detail["mesh_seconds"])
+    return {
+        "seconds": statistics.median(totals),
+        "model": statistics.median(models),
+        "mesh": statistics.median(meshes),
+        "faces": len(mesh.faces),
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    gpu = torch.cuda.is_available()
+    if gpu:
+        device_name = torch.cuda.get_device_name()
+        torch.manual_seed(0)
+        model = build_model(load_config(PUBLISHED_CONFIG), "cuda")
+        with torch.no_grad():
+            shape_density_ball(model)
+        model.eval().requires_grad_(False)
+        cases = [
+            (resolution, dtype, chunk)
+            for resolution in (256, 384)
+            for dtype in ("float16", "float32")
+            for chunk in (8192, 262144)
+        ]
+        make = lambda settings: TripoSR(settings, model=model)  # noqa: E731
+        print(f"**Machine:** {device_name}, torch {torch.__version__}, full-size TripoSR, random weights\n")
+    else:
+        folder = tempfile.mkdtemp(prefix="triposr-bench-")
+        build_tiny_triposr(Path(folder) / "models")
+        settings_base = {"data_dir": Path(folder)}
+        cases = [(resolution, "float32", 8192) for resolution in (64, 128, 256)]
+        make = None
+        print(
+            f"**Machine:** {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__}, tiny TripoSR (tests/tiny_triposr.py), CPU\n"
+        )
+    print(
+        "| MC resolution | dtype | chunk | s / mesh | transformer (s) | mesh (s) | faces | peak GPU (GiB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for resolution, dtype, chunk in cases:
+        values = {
+            "triposr_mc_resolution": resolution,
+            "triposr_dtype": dtype,
+            "triposr_chunk_size": chunk,
+            "triposr_device": "cuda" if gpu else "cpu",
+        }
+        backend = make(Settings(**values)) if make else TripoSR(Settings(**settings_base, **values))
+        row = time_backend(backend, args.runs)
+        peak = f"{row['peak_gib']:.2f}" if gpu else "—"
+        print(
+            f"| {resolution} | {dtype} | {chunk} | {row['seconds']:.3f} | {row['model']:.3f} | "
+            f"{row['mesh']:.3f} | {row['faces']:,} | {peak} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
