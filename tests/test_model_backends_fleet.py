@@ -1,9 +1,10 @@
-"""The production model path through the whole fleet, on CPU: FLUX.1 through diffusers and ONNX matting.
+"""The production model path through the whole fleet, on CPU: every stage on its model backend.
 
 flux-service runs ``diffusers`` on a tiny random FLUX.1 pipeline, image-service mats with the ``onnx``
-backend on a tiny segmentation model, both loaded from models/ by their production loaders. Random FLUX
-weights draw noise; the tiny matting model's centre prior turns each view into one round object, so the
-reconstruction and post-processing stages get real silhouettes and the job ends in a valid GLB.
+backend on a tiny segmentation model, reconstruction-service runs ``triposr`` on tiny weights; all three
+are loaded from models/ by their production loaders. Random FLUX weights draw noise; the tiny matting
+model's centre prior turns each view into one round object, and the tiny TripoSR's density is a ball, so
+every stage gets real input and the job ends in a valid GLB.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tests.fleet import Fleet, download, start_fleet, wait_for_end
 from tests.meshes import load
 from tests.tiny_flux import build_tiny_flux
 from tests.tiny_matting import build_tiny_matting_model
+from tests.tiny_triposr import build_tiny_triposr
 
 pytestmark = pytest.mark.fleet
 
@@ -27,6 +29,7 @@ def model_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     data_dir = tmp_path_factory.mktemp("model-fleet")
     build_tiny_flux(data_dir / "models")
     build_tiny_matting_model(data_dir / "models" / "matting" / "u2net.onnx", centre_prior=True)
+    build_tiny_triposr(data_dir / "models")
     running = start_fleet(
         data_dir,
         flux_replicas=1,
@@ -35,6 +38,9 @@ def model_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             "MESHFORGE_FLUX_BACKEND": "diffusers",
             "MESHFORGE_FLUX_DEVICE": "cpu",
             "MESHFORGE_MATTING_BACKEND": "onnx",
+            "MESHFORGE_RECONSTRUCTION_BACKEND": "triposr",
+            "MESHFORGE_TRIPOSR_DEVICE": "cpu",
+            "MESHFORGE_TRIPOSR_MC_RESOLUTION": "64",
         },
     )
     yield running
@@ -47,7 +53,7 @@ def model_api(model_fleet: Fleet) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_prompt_to_glb_through_diffusers_flux_and_onnx_matting(
+def test_prompt_to_glb_through_flux_onnx_matting_and_triposr(
     model_api: httpx.Client, tmp_path: Path
 ) -> None:
     response = model_api.post(
@@ -60,6 +66,9 @@ def test_prompt_to_glb_through_diffusers_flux_and_onnx_matting(
     assert images["backend"] == "flux-service:diffusers:FLUX.1-schnell"
     assert images["detail"]["matting"].startswith("onnx")
     assert images["detail"]["consistency"] == "sheet"
+    reconstruction = status["stages"]["reconstructing_3d"]
+    assert reconstruction["backend"].startswith("triposr")
+    assert reconstruction["detail"]["used_view"] == "front"
     mesh = load(download(model_api, status["job_id"], tmp_path))  # download() runs the glTF validator
     assert len(mesh.faces) > 100
-    assert 0.5 < mesh.extents.max() / mesh.extents.min() < 2.0  # round silhouettes from every side
+    assert mesh.extents.max() / mesh.extents.min() < 1.2  # the tiny TripoSR's density ball
