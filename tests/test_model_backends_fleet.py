@@ -53,9 +53,7 @@ def model_api(model_fleet: Fleet) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_prompt_to_glb_through_flux_onnx_matting_and_triposr(
-    model_api: httpx.Client, tmp_path: Path
-) -> None:
+def test_prompt_to_glb_through_flux_onnx_matting_and_triposr(model_api: httpx.Client, tmp_path: Path) -> None:
     response = model_api.post(
         "/3d/generate", json={"prompt": "a red cube", "output_format": "glb", "seed": 7}
     )
