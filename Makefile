@@ -22,3 +22,6 @@ format: install
 bench: install
 	.venv/bin/python -m benchmarks.pipeline
 	.venv/bin/python -m benchmarks.postprocess
+	.venv/bin/python -m benchmarks.view_consistency
+	.venv/bin/python -m benchmarks.flux
+	.venv/bin/python -m benchmarks.triposr
