@@ -383,15 +383,20 @@ def generate(argv: list[str]) -> tuple[Path, str]:
     return (args.output or ROOT / default), text
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    path, text = generate(argv)
+def write_or_print(argv: list[str], path: Path, text: str) -> int:
+    """What every generator's main does: print with --stdout, else write the file."""
     if "--stdout" in argv:
         sys.stdout.write(text)
     else:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         print(f"wrote {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    return write_or_print(argv, *generate(argv))
 
 
 if __name__ == "__main__":

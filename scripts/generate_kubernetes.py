@@ -429,14 +429,7 @@ def generate(argv: list[str]) -> tuple[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    path, text = generate(argv)
-    if "--stdout" in argv:
-        sys.stdout.write(text)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        print(f"wrote {path}")
-    return 0
+    return compose.write_or_print(argv, *generate(argv))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from meshforge.settings import Settings
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = {"/models", "/inputs", "/outputs", "/cache"}
@@ -30,16 +31,6 @@ DOCKERFILES = {
     "reconstruction-service": "reconstruction_service_port",
     "postprocess-service": "postprocess_service_port",
 }
-
-
-def load_script(name: str) -> Any:
-    """A module of scripts/ (not a package: the scripts run on their own)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 generate_compose = load_script("generate_compose")

@@ -6,7 +6,6 @@ document strictly; the assertions then run on the parsed YAML.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from meshforge.settings import Settings
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "deploy" / "kubernetes" / "meshforge.yaml"
@@ -31,16 +31,6 @@ PORT_FIELDS = {
     "reconstruction": "reconstruction_service_port",
     "postprocess-service": "postprocess_service_port",
 }
-
-
-def load_script(name: str) -> Any:
-    """A module of scripts/ (not a package: the scripts run on their own)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 generate_kubernetes = load_script("generate_kubernetes")
