@@ -98,7 +98,8 @@ async def _sheet(
         "sheet_path": str(target),
     }
     drawn = _drawn(answers, drawer, posed, detail)
-    drawn.images = split(Image.open(target).convert("RGB"), layout)
+    with Image.open(target) as sheet:  # a composed sheet keeps the renders' alpha; a model's is RGB
+        drawn.images = split(sheet.copy(), layout)
     return drawn
 
 

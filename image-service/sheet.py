@@ -50,16 +50,20 @@ def layout_for(view_count: int, view_size: int) -> SheetLayout:
 
 
 def compose(views: list[Image.Image], layout: SheetLayout) -> Image.Image:
-    """Paste views (any size; resized to the cell) into one sheet on the neutral background."""
+    """Paste views (any size; resized to the cell) into one RGBA sheet on the neutral background.
+
+    The cells keep their alpha: a renderer's exact matte then survives the split, and normalisation
+    uses it instead of guessing the background (a white box's lit top is close to the grey)."""
     if len(views) != layout.count:
         raise ValueError(
             f"a {layout.columns}×{layout.rows} sheet holds {layout.count} views, not {len(views)}"
         )
-    sheet = Image.new("RGB", layout.size, BACKGROUND_RGB)
+    sheet = Image.new("RGBA", layout.size, (*BACKGROUND_RGB, 0))
     for index, view in enumerate(views):
         left, top, _, _ = layout.box(index)
-        cell = view.convert("RGBA").resize((layout.cell, layout.cell), Image.Resampling.LANCZOS)
-        sheet.paste(cell, (left, top), cell)
+        sheet.paste(
+            view.convert("RGBA").resize((layout.cell, layout.cell), Image.Resampling.LANCZOS), (left, top)
+        )
     return sheet
 
 

@@ -53,8 +53,20 @@ def test_a_composed_sheet_splits_back_into_the_views_in_order() -> None:
     layout = layout_for(8, 32)
     colours = [(i * 30, 255 - i * 30, 100) for i in range(8)]
     cells = split(compose([Image.new("RGB", (50, 50), c) for c in colours], layout), layout)
-    assert [np.asarray(cell)[16, 16].tolist() for cell in cells] == [list(c) for c in colours]
+    assert [np.asarray(cell.convert("RGB"))[16, 16].tolist() for cell in cells] == [list(c) for c in colours]
     assert all(cell.size == (32, 32) for cell in cells)
+
+
+def test_a_composed_sheet_keeps_each_renders_alpha_through_the_split() -> None:
+    """A renderer's exact matte must survive: guessing the background of a white box lit close to the
+    neutral grey once carved the box away."""
+    layout = layout_for(4, 32)
+    render = Image.new("RGBA", (32, 32), (*BACKGROUND_RGB, 0))
+    render.paste((*BACKGROUND_RGB, 255), (8, 8, 24, 24))  # an object exactly the background's colour
+    cells = split(compose([render] * 4, layout), layout)
+    alphas = [np.asarray(cell.convert("RGBA"))[..., 3] for cell in cells]
+    assert all(cell.mode == "RGBA" for cell in cells)
+    assert all((alpha == np.asarray(render)[..., 3]).all() for alpha in alphas)
 
 
 def test_a_sheet_of_another_size_is_resampled_to_the_layout_before_splitting() -> None:
