@@ -165,8 +165,9 @@ def build_services(layout: Layout) -> dict[str, Any]:
     # The GPU defaults can be overridden from the shell (or .env) until those backends exist.
     flux_backend = "procedural" if layout.cpu else "${MESHFORGE_FLUX_BACKEND:-diffusers}"
     reconstruction_backend = "visual_hull" if layout.cpu else "${MESHFORGE_RECONSTRUCTION_BACKEND:-triposr}"
-    # The torch images (flux, reconstruction) take torch's CPU build in the CPU profile, under their own tag.
-    torch_args = {"TORCH_CUDA": "cpu"} if layout.cpu else None
+    # The torch images (flux, reconstruction) are built on plain Ubuntu with torch's CPU build in the CPU
+    # profile, under their own tag.
+    torch_args = {"BASE_IMAGE": "ubuntu:24.04", "TORCH_CUDA": "cpu"} if layout.cpu else None
     torch_tag = f"{tag}-cpu" if layout.cpu else tag
 
     services: dict[str, Any] = {

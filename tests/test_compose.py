@@ -292,13 +292,16 @@ def test_gpu_images_take_the_pinned_torch_from_the_cuda_index_first(folder: str,
     assert f"pip install {pin} " in install and "download.pytorch.org/whl/$TORCH_CUDA" in install
     assert text.index("RUN pip install torch") < text.index("extra_requirements.py " + extra + " >")
     assert re.search(r"^ARG TORCH_CUDA=cu\d+$", text, flags=re.MULTILINE)
+    # A CUDA runtime base by default, replaceable for the CPU profile.
+    assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:[\d.]+-runtime-ubuntu[\d.]+$", text, flags=re.MULTILINE)
+    assert "FROM ${BASE_IMAGE}" in text
 
 
 @needs_compose
 def test_cpu_profile_builds_torch_images_with_the_cpu_wheel(cpu: dict[str, Any]) -> None:
     for name in ("flux-0", "reconstruction-0"):
         service = cpu["services"][name]
-        assert service["build"]["args"] == {"TORCH_CUDA": "cpu"}
+        assert service["build"]["args"] == {"BASE_IMAGE": "ubuntu:24.04", "TORCH_CUDA": "cpu"}
         assert service["image"].endswith("-cpu")
 
 
