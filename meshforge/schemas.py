@@ -267,6 +267,14 @@ class FluxBatchResponse(BaseModel):
     pipeline_calls: int = Field(description="Batched model calls the images took (flux_max_batch each)")
 
 
+class ReconstructionInput(BaseModel):
+    """What a reconstruction backend makes use of, advertised in its /health detail as ``input``: the
+    dispatcher asks the image stage for no more views than every replica uses."""
+
+    max_views: int = Field(ge=1, description="1 for single-image models (TripoSR); 8 for multi-view")
+    image_size: int | None = Field(default=None, description="The view size the model works at, if any")
+
+
 class ReconstructRequest(BaseModel):
     image_paths: list[str] = Field(min_length=1)
     output_format: str = "glb"

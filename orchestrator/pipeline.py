@@ -36,6 +36,7 @@ from meshforge.schemas import (
 from meshforge.settings import Settings, TierProfile
 from meshforge.storage import Storage
 from orchestrator.jobs import JobStore
+from orchestrator.view_plan import ViewPlanner
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class JobRunner:
         self.settings = settings
         self.storage = Storage(settings)
         self.worker_id = worker_id
+        self.view_planner = ViewPlanner(pools.reconstruction)
 
     async def run(self, job_id: str) -> None:
         record = await self.store.get(job_id)
@@ -92,15 +94,19 @@ class JobRunner:
     async def _images(self, job_id: str, kind: str, request: dict[str, Any]) -> ImagesResult:
         tier = self._tier(request)
         if kind == "prompt":
+            plan = await self.view_planner.plan(tier)
             body: BaseModel = ImagineGenerateRequest(
                 prompt=request["prompt"],
-                num_views=tier.views,
-                image_size=tier.image_size,
+                num_views=plan.views,
+                image_size=plan.image_size,
                 seed=request.get("seed"),
                 quality_tier=request["quality_tier"],
                 job_id=job_id,
             )
-            path, message = "/imagine/generate", f"generating {tier.views} views of the prompt"
+            path = "/imagine/generate"
+            message = f"generating {plan.views} view{'s' if plan.views > 1 else ''} of the prompt"
+            if plan.reason:
+                message += f" ({plan.reason})"
         else:
             source = FromImageRequest.model_validate(request)
             if source.image_urls is not None:

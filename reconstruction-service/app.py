@@ -44,7 +44,12 @@ install_error_handlers(app)
 add_health_route(
     app,
     SERVICE,
-    lambda: HealthResponse(service=SERVICE, backend=app.state.backend.name, busy=app.state.runner.busy),
+    lambda: HealthResponse(
+        service=SERVICE,
+        backend=app.state.backend.name,
+        busy=app.state.runner.busy,
+        detail={"input": app.state.backend.input.model_dump()},
+    ),
 )
 
 

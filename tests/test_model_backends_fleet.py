@@ -64,9 +64,13 @@ def test_prompt_to_glb_through_flux_onnx_matting_and_triposr(model_api: httpx.Cl
     assert images["backend"] == "flux-service:diffusers:FLUX.1-schnell"
     assert images["detail"]["matting"].startswith("onnx")
     assert images["detail"]["consistency"] == "sheet"
+    # TripoSR uses one image: the image stage drew only the front view, not a sheet of eight cells it
+    # would mostly ignore; at the tier's 256², as the tiny model works at 64² (the real one at 512²).
+    sheet = images["detail"]["sheet"]
+    assert (sheet["columns"], sheet["rows"], sheet["cell"]) == (1, 1, 256)
     reconstruction = status["stages"]["reconstructing_3d"]
     assert reconstruction["backend"].startswith("triposr")
-    assert reconstruction["detail"]["used_view"] == "front"
+    assert reconstruction["detail"]["views"] == ["front"] and "note" not in reconstruction["detail"]
     mesh = load(download(model_api, status["job_id"], tmp_path))  # download() runs the glTF validator
     assert len(mesh.faces) > 100
     assert mesh.extents.max() / mesh.extents.min() < 1.2  # the tiny TripoSR's density ball

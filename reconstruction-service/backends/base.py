@@ -8,12 +8,14 @@ import numpy as np
 import trimesh
 
 from meshforge.geometry.views import CanonicalView
+from meshforge.schemas import ReconstructionInput
 
 
 class Reconstructor(Protocol):
     """Loaded once per process (one per GPU for model backends) and kept hot."""
 
     name: str
+    input: ReconstructionInput  # how many views, and what size, the backend makes use of
 
     def reconstruct(
         self, images: list[np.ndarray], views: list[CanonicalView], resolution: int

@@ -17,6 +17,7 @@ import trimesh
 from meshforge.accelerator import pick_device, pick_dtype
 from meshforge.geometry.views import OBJECT_EXTENT, CanonicalView
 from meshforge.models import locate_model
+from meshforge.schemas import ReconstructionInput
 from meshforge.settings import Settings, get_settings
 from reconstruction_service.triposr.extraction import extract_mesh
 from reconstruction_service.triposr.model import CONFIG_FILE, TSR, WEIGHTS_FILE, load_pretrained
@@ -61,9 +62,13 @@ class TripoSR:
         self.resolution = settings.triposr_mc_resolution
         self.threshold = settings.triposr_mc_threshold
         self.chunk_size = settings.triposr_chunk_size
-        if model is not None:
-            self.model = model
-            return
+        if model is None:
+            model = self._load(settings)
+        self.model = model
+        # One image at the model's conditioning size: the image stage then draws just the front view.
+        self.input = ReconstructionInput(max_views=1, image_size=model.config.cond_image_size)
+
+    def _load(self, settings: Settings) -> TSR:
         folder = locate_model(
             settings.models_path,
             settings.triposr_model,
@@ -72,7 +77,7 @@ class TripoSR:
             setting="MESHFORGE_TRIPOSR_MODEL_PATH",
         )
         started = time.monotonic()
-        self.model = load_pretrained(folder, self.device)
+        model = load_pretrained(folder, self.device)
         log.info(
             "TripoSR loaded from %s on %s (%s) in %.1f s",
             folder,
@@ -80,6 +85,7 @@ class TripoSR:
             self.dtype,
             time.monotonic() - started,
         )
+        return model
 
     def reconstruct(
         self, images: list[np.ndarray], views: list[CanonicalView], resolution: int

@@ -104,3 +104,8 @@ def test_a_tall_object_facing_triposrs_camera_comes_out_tall_and_facing_front() 
     post_z, nose_z = canonical.vertices[: len(post.vertices), 2], canonical.vertices[len(post.vertices) :, 2]
     assert nose_z.max() > post_z.max()  # the nose is on the front (+Z) side
     assert canonical.volume == pytest.approx(mesh.volume * (OBJECT_EXTENT / 0.8) ** 3)
+
+
+def test_triposr_advertises_one_view_at_its_conditioning_size(backend: TripoSR) -> None:
+    assert backend.input.max_views == 1
+    assert backend.input.image_size == backend.model.config.cond_image_size

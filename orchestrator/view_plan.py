@@ -1,0 +1,61 @@
+"""How many views the image stage draws for a prompt: the tier's, unless no reconstruction replica
+would use them.
+
+Reconstruction replicas advertise what they make use of in their /health detail (``input``: a
+``ReconstructionInput``). A single-image model such as TripoSR uses only the front view, so drawing a
+whole turnaround sheet for it would spend GPU time on seven views it ignores and give it one small cell;
+it gets one front view at its own working size instead. Pools that mix backends get the tier's views,
+which every backend can use. The dispatcher never learns which model runs, only what it consumes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from meshforge.geometry.views import VIEW_SETS
+from meshforge.http import ReplicaPool
+from meshforge.schemas import ReconstructionInput
+from meshforge.settings import TierProfile
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    views: int
+    image_size: int
+    reason: str | None = None  # why the plan differs from the tier, for the job's stage message
+
+
+class ViewPlanner:
+    def __init__(self, pool: ReplicaPool, refresh_seconds: float = 30.0) -> None:
+        self._pool = pool
+        self._refresh_seconds = refresh_seconds
+        self._inputs: list[ReconstructionInput] = []
+        self._read_at = -float("inf")
+
+    async def plan(self, tier: TierProfile) -> ViewPlan:
+        inputs = await self._replica_inputs()
+        if not inputs:
+            return ViewPlan(tier.views, tier.image_size)
+        used = max(i.max_views for i in inputs)
+        if used >= tier.views:
+            return ViewPlan(tier.views, tier.image_size)
+        views = max(count for count in VIEW_SETS if count <= used)
+        size = max([tier.image_size, *(i.image_size or 0 for i in inputs)])
+        reason = f"the reconstruction backend uses {used} view{'s' if used > 1 else ''}"
+        return ViewPlan(views, size, reason)
+
+    async def _replica_inputs(self) -> list[ReconstructionInput]:
+        """The answering replicas' inputs, read at most every ``refresh_seconds``."""
+        if time.monotonic() - self._read_at < self._refresh_seconds:
+            return self._inputs
+        inputs = []
+        for answer in (await self._pool.health()).values():
+            try:
+                inputs.append(ReconstructionInput.model_validate(answer["detail"]["input"]))
+            except (KeyError, TypeError, ValidationError):
+                continue  # unreachable, or an older replica that does not say
+        self._inputs, self._read_at = inputs, time.monotonic()
+        return inputs
