@@ -50,6 +50,9 @@ async def draw_views(
     folder: Path,
 ) -> DrawnViews:
     posed = await drawer.draws_posed_views()
+    if len(views) == 1:  # nothing to agree with; a sheet prompt would ask for a "grid" of one drawing
+        answers = await _per_view(drawer, prompt, views, size, lambda _: seed, folder)
+        return _drawn(answers, drawer, posed, {"consistency": "single view", "generations": 1})
     if strategy is ViewConsistency.independent:
         answers = await _per_view(drawer, prompt, views, size, lambda i: view_seed(seed, i), folder)
         return _drawn(answers, drawer, posed, {"consistency": strategy.value, "generations": len(views)})

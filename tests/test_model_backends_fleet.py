@@ -63,11 +63,10 @@ def test_prompt_to_glb_through_flux_onnx_matting_and_triposr(model_api: httpx.Cl
     images = status["stages"]["generating_images"]
     assert images["backend"] == "flux-service:diffusers:FLUX.1-schnell"
     assert images["detail"]["matting"].startswith("onnx")
-    assert images["detail"]["consistency"] == "sheet"
-    # TripoSR uses one image: the image stage drew only the front view, not a sheet of eight cells it
-    # would mostly ignore; at the tier's 256², as the tiny model works at 64² (the real one at 512²).
-    sheet = images["detail"]["sheet"]
-    assert (sheet["columns"], sheet["rows"], sheet["cell"]) == (1, 1, 256)
+    # TripoSR uses one image: the image stage drew only the front view, with a plain view prompt, not a
+    # turnaround sheet of eight cells it would mostly ignore.
+    assert images["detail"]["consistency"] == "single view"
+    assert images["detail"]["generations"] == 1
     reconstruction = status["stages"]["reconstructing_3d"]
     assert reconstruction["backend"].startswith("triposr")
     assert reconstruction["detail"]["views"] == ["front"] and "note" not in reconstruction["detail"]

@@ -106,6 +106,18 @@ def _draw(drawer: RecordingDrawer, strategy: ViewConsistency, tmp_path: Path, se
     return asyncio.run(draw_views(drawer, "a red cube", view_set(8), 64, seed, strategy, tmp_path))
 
 
+@pytest.mark.parametrize("strategy", list(ViewConsistency))
+def test_a_single_view_is_one_plain_front_view_prompt_whatever_the_strategy(
+    tmp_path: Path, strategy: ViewConsistency
+) -> None:
+    drawer = RecordingDrawer(posed=False)
+    drawn = asyncio.run(draw_views(drawer, "a red cube", view_set(1), 64, 5, strategy, tmp_path))
+    (request,) = drawer.requests
+    assert request.view == "front" and (request.width, request.height) == (64, 64)
+    assert "sheet" not in request.prompt and request.seed == 5
+    assert drawn.detail == {"consistency": "single view", "generations": 1}
+
+
 def test_independent_views_each_get_their_own_seed(tmp_path: Path) -> None:
     drawer = RecordingDrawer(posed=False)
     drawn = _draw(drawer, ViewConsistency.independent, tmp_path)
