@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 import secrets
 import time
 import uuid
@@ -24,7 +23,7 @@ from PIL import Image
 
 from flux_service.backends import load_backend
 from flux_service.backends.base import ImageGenerator, ImageJob, Rendered, RenderOptions
-from meshforge.errors import BackendError, MeshforgeError
+from meshforge.errors import BackendError
 from meshforge.schemas import (
     MAX_SEED,
     FluxBatchRequest,
@@ -36,12 +35,11 @@ from meshforge.schemas import (
     FluxRenderOptions,
     HealthResponse,
 )
-from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers
+from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers, start_backend
 from meshforge.settings import get_settings
 from meshforge.storage import Storage, atomic_write_bytes
 
 SERVICE = "flux-service"
-log = logging.getLogger(SERVICE)
 
 
 @asynccontextmanager
@@ -49,11 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
-    try:
-        app.state.backend = load_backend(settings)
-    except MeshforgeError as error:
-        log.error("%s cannot start: %s", SERVICE, error.message)
-        raise
+    app.state.backend = start_backend(SERVICE, lambda: load_backend(settings))
     app.state.runner = ExclusiveRunner(SERVICE)
     yield
 

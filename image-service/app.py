@@ -38,7 +38,7 @@ from meshforge.schemas import (
     ImagineFromUrlsRequest,
     ImagineGenerateRequest,
 )
-from meshforge.service import add_health_route, install_error_handlers
+from meshforge.service import add_health_route, install_error_handlers, start_backend
 from meshforge.settings import get_settings
 from meshforge.storage import Storage, atomic_write_bytes
 
@@ -60,7 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         retry_seconds=settings.replica_retry_seconds,
     )
     app.state.generator = FluxReplicas(pool)
-    app.state.matting = load_matting(settings)  # a missing model stops start-up here, saying where
+    app.state.matting = start_backend(SERVICE, lambda: load_matting(settings))  # a missing model stops here
     app.state.downloads = download_client()
     yield
     await client.aclose()

@@ -90,6 +90,16 @@ class ExclusiveRunner:
             return await run_in_threadpool(func, *args)
 
 
+def start_backend(service: str, load: Callable[[], R]) -> R:
+    """Load a service's backend at start-up. A MeshforgeError (a missing model, an unknown backend) is
+    logged as one plain sentence before start-up fails, instead of a traceback a person must read."""
+    try:
+        return load()
+    except MeshforgeError as error:
+        logging.getLogger(service).error("%s cannot start: %s", service, error.message)
+        raise
+
+
 def add_health_route(
     app: FastAPI, service: str, describe: Callable[[], HealthResponse] | None = None
 ) -> None:

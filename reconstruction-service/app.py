@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from meshforge.errors import InvalidInput, UnsupportedFormat
 from meshforge.geometry.views import VIEWS_BY_NAME, CanonicalView, view_set
 from meshforge.schemas import HealthResponse, ReconstructRequest, ReconstructResponse
-from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers
+from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers, start_backend
 from meshforge.settings import get_settings
 from meshforge.storage import Storage, atomic_write_bytes
 from reconstruction_service.backends import load_backend
@@ -34,7 +34,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
-    app.state.backend = load_backend(settings.reconstruction_backend)
+    app.state.backend = start_backend(SERVICE, lambda: load_backend(settings.reconstruction_backend))
     app.state.runner = ExclusiveRunner(SERVICE, retry_after=2.0)
     yield
 
