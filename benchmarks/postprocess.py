@@ -65,6 +65,7 @@ def run_size(resolution: int, folder: Path, settings: Settings) -> tuple[int, di
     textured, seconds["UV + bake 1024²"] = timed(lambda: bake_vertex_colours(mesh, TEXTURE_SIZE))
     _, seconds["GLB"] = timed(lambda: export_mesh(textured, folder / "a.glb", "glb"))
     _, seconds["OBJ zip"] = timed(lambda: export_mesh(textured, folder / "a.obj.zip", "obj"))
+    _, seconds["USDZ"] = timed(lambda: export_mesh(textured, folder / "a.usdz", "usdz"))
     blender = Path(settings.blender_python)
     if blender_available(blender):
         _, seconds["FBX (Blender)"] = timed(

@@ -17,6 +17,7 @@ class OutputFormat(StrEnum):
     obj = "obj"
     fbx = "fbx"
     stl = "stl"
+    usdz = "usdz"  # Apple AR Quick Look
 
     @property
     def asset_suffix(self) -> str:

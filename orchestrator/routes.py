@@ -35,6 +35,7 @@ MEDIA_TYPES = {
     ".obj.zip": "application/zip",
     ".fbx": "application/octet-stream",
     ".stl": "model/stl",
+    ".usdz": "model/vnd.usdz+zip",
 }
 MAX_WAIT_SECONDS = 120.0
 

@@ -13,6 +13,8 @@ written to a temporary name in the same folder and renamed, so readers never see
   and ``<stem>.png``, referenced by relative name so they work wherever the zip is unpacked. An
   untextured mesh zips its ``<stem>.obj`` alone, with colours on the vertex lines (``v x y z r g b``).
 - **stl**: binary STL, for 3D printing. The format has no colour, so colours and textures are dropped.
+- **usdz**: a USDZ package for Apple AR Quick Look (see ``usdz``): the same mesh, normals and UVs as
+  the GLB, a UsdPreviewSurface material and its base-colour PNG inside the package.
 """
 
 from __future__ import annotations
@@ -30,19 +32,20 @@ from meshforge.errors import BackendError, InvalidInput, UnsupportedFormat
 from meshforge.geometry.colour import srgb_to_linear
 from meshforge.storage import atomic_write_bytes
 from postprocess_service.cleaning import vertex_colours
+from postprocess_service.usdz import encode_usdz
 
-SUPPORTED_FORMATS: frozenset[str] = frozenset({"glb", "obj", "stl"})
+SUPPORTED_FORMATS: frozenset[str] = frozenset({"glb", "obj", "stl", "usdz"})
 
 FBX_UNAVAILABLE = (
-    "FBX export is not available yet in this build: the post-processing stage exports glb, obj and stl "
-    '(FBX through headless Blender is planned). Ask for "glb", "obj" or "stl".'
+    "FBX export is not available yet in this build: the post-processing stage exports glb, obj, stl and "
+    'usdz (FBX through headless Blender is planned). Ask for "glb", "obj", "stl" or "usdz".'
 )
 HEADER = "meshforge"
 _OBJ_SUFFIXES = (".obj.zip", ".zip", ".obj")
 
 
 def export_mesh(mesh: trimesh.Trimesh, path: Path, output_format: str) -> Path:
-    """Write ``mesh`` to ``path`` as glb, zipped obj or stl, with its texture or vertex colours where
+    """Write ``mesh`` to ``path`` as glb, zipped obj, stl or usdz, with its texture or vertex colours where
     the format has room for them; returns the path written."""
     output_format = check_format(output_format)
     if len(mesh.faces) == 0:
@@ -163,6 +166,13 @@ def _encode_stl(mesh: trimesh.Trimesh, path: Path) -> bytes:
     return trimesh.exchange.stl.export_stl(mesh)  # binary STL: triangles only, colours have no place
 
 
+def _encode_usdz(mesh: trimesh.Trimesh, path: Path) -> bytes:
+    image = texture_image(mesh)
+    if image is None:
+        return encode_usdz(mesh, None, vertex_colours(mesh))
+    return encode_usdz(mesh, _png(image))
+
+
 def obj_stem(path: Path) -> str:
     """The name the files inside an OBJ zip share: "chair" for chair.obj.zip (or chair.zip, chair.obj)."""
     name = Path(path).name
@@ -238,6 +248,7 @@ _ENCODERS: dict[str, Callable[[trimesh.Trimesh, Path], bytes]] = {
     "glb": _encode_glb,
     "obj": _encode_obj_zip,
     "stl": _encode_stl,
+    "usdz": _encode_usdz,
 }
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import trimesh
 from PIL import Image
+from pxr import Usd, UsdGeom, UsdShade
 
 from postprocess_service.blender import inspect_fbx
 from tests.fleet import REPO, download, wait_for_end
@@ -155,6 +156,31 @@ def test_fbx_asset_reimports_in_blender_with_its_texture(api: httpx.Client, tmp_
     summary = inspect_fbx(fbx, blender_python=BLENDER_PYTHON, timeout=120)
     assert summary["faces"] == status["stages"]["post_processing"]["detail"]["faces"]
     assert summary["images_with_data"] >= 1
+
+
+def test_usdz_download_is_a_usd_package_with_a_red_texture(api: httpx.Client, tmp_path: Path) -> None:
+    status = generate(api, prompt="a red cube", output_format="usdz")
+    assert status["state"] == "completed", status["message"]
+    finished = status["stages"]["post_processing"]["detail"]
+    response = api.get(f"/3d/download/{status['job_id']}")
+    assert response.headers["content-type"] == "model/vnd.usdz+zip"
+    package = download(api, status["job_id"], tmp_path)
+    assert package.suffix == ".usdz"
+    with zipfile.ZipFile(package) as bundle:  # a USDZ is an uncompressed zip, its USD layer first
+        first, *_ = bundle.infolist()
+        assert Path(first.filename).suffix in {".usda", ".usdc"}
+        assert {info.compress_type for info in bundle.infolist()} == {zipfile.ZIP_STORED}
+        stage = Usd.Stage.Open(str(package))
+        (mesh,) = [UsdGeom.Mesh(p) for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)]
+        assert len(mesh.GetFaceVertexCountsAttr().Get()) == finished["faces"]
+        material, _ = UsdShade.MaterialBindingAPI(mesh.GetPrim()).ComputeBoundMaterial()
+        surface = material.ComputeSurfaceSource()[0]
+        (texture,) = surface.GetInput("diffuseColor").GetConnectedSources()[0]
+        texture_file = UsdShade.Shader(texture.source.GetPrim()).GetInput("file").Get().path
+        image = Image.open(io.BytesIO(bundle.read(texture_file))).convert("RGB")
+    # Most of the atlas is covered by the cube's faces; the gutters and background copy their colour.
+    red, green, blue = np.asarray(image, dtype=float).reshape(-1, 3).mean(axis=0)
+    assert red > 120 and red > 2 * green and red > 2 * blue
 
 
 def test_uploaded_canonical_views_of_a_known_mesh_reconstruct_within_chamfer_bound(

@@ -1,8 +1,8 @@
 """Post-processing with trimesh, xatlas and headless Blender.
 
 trimesh cleans, decimates and places the mesh; xatlas unwraps it so its colours are baked into a
-texture; trimesh writes GLB, OBJ (zipped with its material and texture) and STL; Blender, in its own
-process, turns the textured GLB into FBX. A preview PNG is drawn from the placed mesh.
+texture; trimesh writes GLB, OBJ (zipped with its material and texture) and STL, USD writes USDZ;
+Blender, in its own process, turns the textured GLB into FBX. A preview PNG is drawn from the placed mesh.
 """
 
 from __future__ import annotations

@@ -184,13 +184,13 @@ def test_fbx_request_raises_unsupported_format_and_writes_nothing(tmp_path: Path
     with pytest.raises(UnsupportedFormat) as caught:
         export_mesh(coloured_sphere(), tmp_path / "asset.fbx", output_format)
     assert caught.value.message == FBX_UNAVAILABLE
-    assert 'Ask for "glb", "obj" or "stl".' in caught.value.message
+    assert 'Ask for "glb", "obj", "stl" or "usdz".' in caught.value.message
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unknown_format_message_lists_the_supported_ones(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedFormat, match=re.escape('"usdz" is not an export format')) as caught:
-        export_mesh(coloured_sphere(), tmp_path / "asset.usdz", "usdz")
+    with pytest.raises(UnsupportedFormat, match=re.escape('"3mf" is not an export format')) as caught:
+        export_mesh(coloured_sphere(), tmp_path / "asset.3mf", "3mf")
     assert all(f'"{name}"' in caught.value.message for name in SUPPORTED_FORMATS)
     assert list(tmp_path.iterdir()) == []
 
@@ -199,7 +199,8 @@ def test_format_names_are_normalised() -> None:
     assert check_format(" GLB ") == "glb"
     assert check_format(".obj") == "obj"
     assert check_format("Stl") == "stl"
-    assert frozenset({"glb", "obj", "stl"}) == SUPPORTED_FORMATS
+    assert check_format("USDZ") == "usdz"
+    assert frozenset({"glb", "obj", "stl", "usdz"}) == SUPPORTED_FORMATS
 
 
 def test_an_existing_asset_is_replaced_whole(tmp_path: Path) -> None:

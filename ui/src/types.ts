@@ -1,6 +1,6 @@
 /** Types mirroring meshforge/schemas.py (the public API). */
 
-export type OutputFormat = 'glb' | 'obj' | 'fbx' | 'stl';
+export type OutputFormat = 'glb' | 'obj' | 'fbx' | 'stl' | 'usdz';
 export type QualityTier = 'standard' | 'high';
 export type JobState =
   | 'queued'
