@@ -16,7 +16,6 @@ the same splitting, matting and normalisation code runs as for a model's sheet.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,7 +126,7 @@ async def _per_view(
         )
         for index, view in enumerate(views, start=first_index)
     ]
-    return list(await asyncio.gather(*(drawer.draw(request) for request in requests)))
+    return await drawer.draw_many(requests)
 
 
 def _drawn(

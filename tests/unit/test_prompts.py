@@ -98,6 +98,9 @@ class RecordingDrawer:
         image.save(request.output_path)
         return FluxGenerateResponse(image_path=request.output_path, backend="drawn", seconds=0.0)
 
+    async def draw_many(self, requests: list[FluxGenerateRequest]) -> list[FluxGenerateResponse]:
+        return [await self.draw(request) for request in requests]
+
     async def draws_posed_views(self) -> bool:
         return self.posed
 
