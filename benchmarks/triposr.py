@@ -84,7 +84,7 @@ def main() -> None:
             (resolution, dtype, chunk)
             for resolution in (256, 384)
             for dtype in ("float16", "float32")
-            for chunk in (8192, 262144)
+            for chunk in (8192, 65536, 262144)
         ]
         make = lambda settings: TripoSR(settings, model=model)  # noqa: E731
         print(f"**Machine:** {device_name}, torch {torch.__version__}, full-size TripoSR, random weights\n")
@@ -92,7 +92,7 @@ def main() -> None:
         folder = tempfile.mkdtemp(prefix="triposr-bench-")
         build_tiny_triposr(Path(folder) / "models")
         settings_base = {"data_dir": Path(folder)}
-        cases = [(resolution, "float32", 8192) for resolution in (64, 128, 256)]
+        cases = [(resolution, "float32", 65536) for resolution in (64, 128, 256)]
         make = None
         print(
             f"**Machine:** {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     triposr_model_path: Path | None = None
     triposr_device: str = "auto"
     triposr_dtype: str = "auto"  # auto: fp16 autocast on GPU where safe, fp32 on CPU
-    triposr_chunk_size: int = Field(default=8192, ge=256)  # points per density query
+    triposr_chunk_size: int = Field(default=65536, ge=256)  # points per density query
     triposr_mc_resolution: int = Field(default=256, ge=16, le=1024)
     triposr_mc_threshold: float = 25.0
 
