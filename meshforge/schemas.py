@@ -75,6 +75,14 @@ class JobOptions(BaseModel):
         default=None, gt=0, le=10_000, description="Scale the asset to this height in metres"
     )
 
+    @field_validator("seed", "target_faces", mode="before")
+    @classmethod
+    def _a_json_number(cls, value: Any) -> Any:
+        """true/false or "7" would pass as 1/0/7 in pydantic's lax mode: client mistakes, not numbers."""
+        if isinstance(value, bool | str):
+            raise ValueError("should be a whole number (a JSON number, not a string or true/false)")
+        return value
+
 
 class GenerateRequest(JobOptions):
     prompt: str = Field(min_length=1, max_length=2000, examples=["a red cube"])
@@ -89,9 +97,16 @@ class GenerateRequest(JobOptions):
 
 
 class FromImageRequest(JobOptions):
-    image_urls: list[HttpUrl] | None = Field(default=None, description="http(s) URLs of 1, 4 or 8 views")
+    # minItems/maxItems document the rule; the validator below words the error.
+    image_urls: list[HttpUrl] | None = Field(
+        default=None,
+        description="http(s) URLs of 1, 4 or 8 views",
+        json_schema_extra={"minItems": 1, "maxItems": 8},
+    )
     image_paths: list[str] | None = Field(
-        default=None, description="Paths under inputs/ (as returned by POST /3d/upload) of 1, 4 or 8 views"
+        default=None,
+        description="Paths under inputs/ (as returned by POST /3d/upload) of 1, 4 or 8 views",
+        json_schema_extra={"minItems": 1, "maxItems": 8},
     )
 
     @model_validator(mode="after")
@@ -145,6 +160,13 @@ class JobList(BaseModel):
 
 class UploadResponse(BaseModel):
     image_paths: list[str] = Field(description="Paths to pass as image_paths to POST /3d/from-image")
+
+
+class ErrorResponse(BaseModel):
+    """What every error answer of every service carries (meshforge.service.install_error_handlers)."""
+
+    detail: str = Field(description="What went wrong, in words meant for people")
+    code: str = Field(description="A stable machine-readable code, e.g. invalid_request, not_found")
 
 
 class HealthResponse(BaseModel):

@@ -29,7 +29,9 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
         location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         if error.get("type") == "missing":
-            message = "this field is required"
+            message = "this field is required" if location else "the request needs a JSON body"
+        elif error.get("type") == "model_attributes_type" and not location:
+            message = "the request body must be a JSON object"
         elif error.get("type") == "json_invalid":
             message = "the request body is not valid JSON"
         parts.append(f"{location}: {message}" if location else message)
@@ -59,7 +61,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, "http_error", str(exc.detail))
+        return error_response(exc.status_code, "http_error", str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

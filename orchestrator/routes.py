@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from meshforge.errors import Conflict, NotFound
 from meshforge.schemas import (
     MAX_SEED,
+    ErrorResponse,
     FromImageRequest,
     GenerateRequest,
     HealthResponse,
@@ -28,7 +29,22 @@ from meshforge.schemas import (
 from orchestrator.jobs import JobStore
 from orchestrator.uploads import check_image_paths, check_view_count, store_uploads
 
-router = APIRouter()
+
+def errors(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the error answers a route gives, all shaped as ErrorResponse."""
+    return {code: {"model": ErrorResponse, "description": ERROR_MEANINGS[code]} for code in codes}
+
+
+ERROR_MEANINGS = {
+    400: "The body could not be parsed",
+    404: "No such job, or its file is gone",
+    409: "The job is not in a state that allows this",
+    413: "An upload is too large",
+    422: "The request is invalid; detail says why",
+    503: "A stage or Redis is unavailable",
+}
+# Every route can answer 400 and 422 (FastAPI's own schema for 422 is replaced by ours).
+router = APIRouter(responses=errors(400, 422))
 
 MEDIA_TYPES = {
     ".glb": "model/gltf-binary",
@@ -38,6 +54,7 @@ MEDIA_TYPES = {
     ".usdz": "model/vnd.usdz+zip",
 }
 MAX_WAIT_SECONDS = 120.0
+MAX_OFFSET = 1_000_000_000  # Redis range indexes are 64-bit: a larger offset was a 500 (found by fuzzing)
 
 
 def _store(request: Request) -> JobStore:
@@ -72,7 +89,9 @@ async def from_image(body: FromImageRequest, request: Request) -> JobCreated:
     return _created(await _store(request).create("images", body.model_dump(mode="json", exclude_none=True)))
 
 
-@router.post("/3d/upload", response_model=UploadResponse, status_code=201, tags=["jobs"])
+@router.post(
+    "/3d/upload", response_model=UploadResponse, status_code=201, tags=["jobs"], responses=errors(413)
+)
 async def upload(request: Request, files: Annotated[list[UploadFile], File()]) -> UploadResponse:
     """Store images under inputs/; pass the returned paths as `image_paths` to `/3d/from-image`."""
     settings = request.app.state.settings
@@ -82,7 +101,7 @@ async def upload(request: Request, files: Annotated[list[UploadFile], File()]) -
     return UploadResponse(image_paths=paths)
 
 
-@router.get("/3d/status/{job_id}", response_model=JobStatus, tags=["jobs"])
+@router.get("/3d/status/{job_id}", response_model=JobStatus, tags=["jobs"], responses=errors(404))
 async def status(
     job_id: str,
     request: Request,
@@ -108,7 +127,7 @@ async def status(
     "/3d/download/{job_id}",
     tags=["jobs"],
     response_class=FileResponse,
-    responses={409: {"description": "The job has not completed"}},
+    responses=errors(404, 409),
 )
 async def download(job_id: str, request: Request) -> FileResponse:
     job = await _store(request).get(job_id)
@@ -121,7 +140,7 @@ async def download(job_id: str, request: Request) -> FileResponse:
     "/3d/preview/{job_id}",
     tags=["jobs"],
     response_class=FileResponse,
-    responses={409: {"description": "The job has no preview yet"}},
+    responses=errors(404, 409),
 )
 async def preview(job_id: str, request: Request) -> FileResponse:
     """A PNG preview of the finished asset."""
@@ -144,7 +163,7 @@ def _finished_file(job: JobStatus, path: str | None, what: str, verb: str) -> Pa
 @router.get("/3d/jobs", response_model=JobList, tags=["jobs"])
 async def list_jobs(
     request: Request,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     state: JobState | None = None,
 ) -> JobList:
@@ -153,7 +172,7 @@ async def list_jobs(
     return JobList(jobs=jobs, total=total, offset=offset, limit=limit)
 
 
-@router.post("/3d/cancel/{job_id}", response_model=JobStatus, tags=["jobs"])
+@router.post("/3d/cancel/{job_id}", response_model=JobStatus, tags=["jobs"], responses=errors(404, 409))
 async def cancel(job_id: str, request: Request) -> JobStatus:
     """Cancel a queued or running job; finished jobs answer 409."""
     store = _store(request)

@@ -29,6 +29,8 @@ def error(response: httpx.Response, status: int) -> str:
         ({"prompt": "a red cube", "target_faces": 10}, ["target_faces", "100"]),
         ({"prompt": "a red cube", "origin": "top"}, ["origin", "bottom", "center"]),
         ({"prompt": "a red cube", "height_m": 0}, ["height_m"]),
+        ({"prompt": "a red cube", "seed": True}, ["seed", "whole number"]),
+        ({"prompt": "a red cube", "target_faces": "5000"}, ["target_faces", "whole number"]),
     ],
 )
 def test_generate_rejects_bad_bodies_with_a_readable_message(
@@ -96,3 +98,18 @@ def test_upload_without_files_is_rejected(api: httpx.Client) -> None:
 
 def test_job_list_rejects_an_out_of_range_limit(api: httpx.Client) -> None:
     assert "limit" in error(api.get("/3d/jobs", params={"limit": 1000}), 422)
+
+
+def test_a_missing_or_non_object_body_is_named_as_such(api: httpx.Client) -> None:
+    assert "needs a JSON body" in error(api.post("/3d/generate"), 422)
+    assert "must be a JSON object" in error(api.post("/3d/generate", json=["a red cube"]), 422)
+
+
+def test_a_wrong_method_is_405_with_the_allowed_ones(api: httpx.Client) -> None:
+    response = api.delete("/3d/generate")
+    error(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+def test_an_absurd_page_offset_is_a_422_not_a_server_error(api: httpx.Client) -> None:
+    assert "offset" in error(api.get("/3d/jobs", params={"offset": 10**20}), 422)
