@@ -35,7 +35,12 @@ from meshforge.schemas import (
     FluxRenderOptions,
     HealthResponse,
 )
-from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers, start_backend
+from meshforge.service import (
+    ExclusiveRunner,
+    add_health_route,
+    service_app,
+    start_backend,
+)
 from meshforge.settings import get_settings
 from meshforge.storage import Storage, atomic_write_bytes
 
@@ -52,8 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-app = FastAPI(title=SERVICE, lifespan=lifespan)
-install_error_handlers(app)
+app = service_app(SERVICE, lifespan=lifespan)
 add_health_route(
     app,
     SERVICE,

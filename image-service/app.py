@@ -38,7 +38,7 @@ from meshforge.schemas import (
     ImagineFromUrlsRequest,
     ImagineGenerateRequest,
 )
-from meshforge.service import add_health_route, install_error_handlers, start_backend
+from meshforge.service import add_health_route, service_app, start_backend
 from meshforge.settings import get_settings
 from meshforge.storage import Storage, atomic_write_bytes
 
@@ -67,8 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.downloads.aclose()
 
 
-app = FastAPI(title=SERVICE, lifespan=lifespan)
-install_error_handlers(app)
+app = service_app(SERVICE, lifespan=lifespan)
 add_health_route(
     app,
     SERVICE,

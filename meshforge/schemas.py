@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
 
 MAX_SEED = 2**32 - 1
 # Image counts that have a canonical view layout (meshforge.geometry.views.VIEW_SETS holds the cameras).
-CANONICAL_VIEW_COUNTS = (1, 4, 8)
+ViewCount = Literal[1, 4, 8]
+CANONICAL_VIEW_COUNTS: tuple[int, ...] = get_args(ViewCount)
 
 
 class OutputFormat(StrEnum):
@@ -190,7 +191,7 @@ class ViewConsistency(StrEnum):
 
 class ImagineGenerateRequest(BaseModel):
     prompt: str = Field(min_length=1)
-    num_views: int = 8
+    num_views: ViewCount = 8
     image_size: int = Field(default=512, ge=32, le=2048)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     job_id: str | None = None

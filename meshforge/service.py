@@ -16,10 +16,33 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meshforge.errors import MeshforgeError, ServiceBusy
 from meshforge.logging import configure_logging
-from meshforge.schemas import HealthResponse
+from meshforge.schemas import ErrorResponse, HealthResponse
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)
+
+
+ERROR_MEANINGS = {
+    400: "The body could not be parsed",
+    404: "Not found",
+    409: "Not in a state that allows this",
+    413: "Too large",
+    422: "The request is invalid; detail says why",
+    503: "Busy or unavailable: try again (Retry-After) or another replica",
+}
+
+
+def documented_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error answers, all shaped as ErrorResponse, to pass as ``responses=``."""
+    return {code: {"model": ErrorResponse, "description": ERROR_MEANINGS[code]} for code in codes}
+
+
+def service_app(title: str, **kwargs: Any) -> FastAPI:
+    """A FastAPI app whose OpenAPI says what every route's errors look like (FastAPI's own 422 schema
+    is replaced by ours), with the error handlers that make it true."""
+    app = FastAPI(title=title, responses=documented_errors(400, 422, 503), **kwargs)
+    install_error_handlers(app)
+    return app
 
 
 def describe_validation_errors(errors: list[dict[str, Any]]) -> str:

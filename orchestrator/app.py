@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from meshforge.http import ReplicaPool, make_client
-from meshforge.service import install_error_handlers
+from meshforge.service import service_app
 from meshforge.settings import Settings, get_settings
 from meshforge.storage import Storage
 from orchestrator.jobs import JobStore
@@ -48,8 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await client.aclose()
         await redis.aclose()
 
-    app = FastAPI(title="meshforge", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    install_error_handlers(app)
+    app = service_app("meshforge", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
     return app
 

@@ -14,7 +14,6 @@ from fastapi.responses import FileResponse
 from meshforge.errors import Conflict, NotFound
 from meshforge.schemas import (
     MAX_SEED,
-    ErrorResponse,
     FromImageRequest,
     GenerateRequest,
     HealthResponse,
@@ -26,25 +25,11 @@ from meshforge.schemas import (
     OutputFormat,
     UploadResponse,
 )
+from meshforge.service import documented_errors as errors
 from orchestrator.jobs import JobStore
 from orchestrator.uploads import check_image_paths, check_view_count, store_uploads
 
-
-def errors(*codes: int) -> dict[int | str, dict]:
-    """OpenAPI entries for the error answers a route gives, all shaped as ErrorResponse."""
-    return {code: {"model": ErrorResponse, "description": ERROR_MEANINGS[code]} for code in codes}
-
-
-ERROR_MEANINGS = {
-    400: "The body could not be parsed",
-    404: "No such job, or its file is gone",
-    409: "The job is not in a state that allows this",
-    413: "An upload is too large",
-    422: "The request is invalid; detail says why",
-    503: "A stage or Redis is unavailable",
-}
-# Every route can answer 400 and 422 (FastAPI's own schema for 422 is replaced by ours).
-router = APIRouter(responses=errors(400, 422))
+router = APIRouter()
 
 MEDIA_TYPES = {
     ".glb": "model/gltf-binary",

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from meshforge.schemas import HealthResponse, PostprocessRequest, PostprocessResponse
-from meshforge.service import add_health_route, install_error_handlers
+from meshforge.service import add_health_route, service_app
 from meshforge.settings import get_settings
 from meshforge.storage import Storage
 from postprocess_service.backends import load_backend
@@ -32,8 +32,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-app = FastAPI(title=SERVICE, lifespan=lifespan)
-install_error_handlers(app)
+app = service_app(SERVICE, lifespan=lifespan)
 add_health_route(
     app,
     SERVICE,

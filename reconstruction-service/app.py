@@ -19,7 +19,12 @@ from PIL import Image, UnidentifiedImageError
 from meshforge.errors import InvalidInput, UnsupportedFormat
 from meshforge.geometry.views import VIEWS_BY_NAME, CanonicalView, view_set
 from meshforge.schemas import HealthResponse, ReconstructRequest, ReconstructResponse
-from meshforge.service import ExclusiveRunner, add_health_route, install_error_handlers, start_backend
+from meshforge.service import (
+    ExclusiveRunner,
+    add_health_route,
+    service_app,
+    start_backend,
+)
 from meshforge.settings import get_settings
 from meshforge.storage import Storage, atomic_write_bytes
 from reconstruction_service.backends import load_backend
@@ -39,8 +44,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-app = FastAPI(title=SERVICE, lifespan=lifespan)
-install_error_handlers(app)
+app = service_app(SERVICE, lifespan=lifespan)
 add_health_route(
     app,
     SERVICE,

@@ -62,3 +62,10 @@ def test_files_passed_between_services_must_be_in_shared_folders(tmp_path: Path)
         storage.shared_file("/etc/passwd")
     with pytest.raises(InvalidInput):
         storage.shared_file("cache/relative.glb")
+
+
+def test_the_schemas_view_counts_are_the_camera_sets() -> None:
+    from meshforge.geometry.views import VIEW_SETS
+    from meshforge.schemas import CANONICAL_VIEW_COUNTS
+
+    assert tuple(VIEW_SETS) == CANONICAL_VIEW_COUNTS
