@@ -35,8 +35,8 @@ from image_service.sheet import layout_for
 from image_service.view_agreement import Agreement, silhouette_of, view_agreement
 from meshforge.geometry.normalise import normalise_views
 from meshforge.geometry.views import VIEWS_BY_NAME, CanonicalView, view_set
-from meshforge.schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
 from meshforge.settings import get_settings
+from meshforge.stage_schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
 
 PROMPTS = ("a red cube", "a tall blue cylinder", "a green torus", "a wide yellow box", "an orange cone")
 RANDOM_SHAPES = ("cube", "sphere", "tall cylinder", "cone", "torus", "wide box", "pyramid", "capsule")

@@ -24,17 +24,7 @@ from PIL import Image
 from flux_service.backends import load_backend
 from flux_service.backends.base import ImageGenerator, ImageJob, Rendered, RenderOptions
 from meshforge.errors import BackendError
-from meshforge.schemas import (
-    MAX_SEED,
-    FluxBatchRequest,
-    FluxBatchResponse,
-    FluxGenerateRequest,
-    FluxGenerateResponse,
-    FluxImage,
-    FluxImageSpec,
-    FluxRenderOptions,
-    HealthResponse,
-)
+from meshforge.schemas import MAX_SEED, HealthResponse
 from meshforge.service import (
     ExclusiveRunner,
     add_health_route,
@@ -42,6 +32,15 @@ from meshforge.service import (
     start_backend,
 )
 from meshforge.settings import get_settings
+from meshforge.stage_schemas import (
+    FluxBatchRequest,
+    FluxBatchResponse,
+    FluxGenerateRequest,
+    FluxGenerateResponse,
+    FluxImage,
+    FluxImageSpec,
+    FluxRenderOptions,
+)
 from meshforge.storage import Storage, atomic_write_bytes
 
 SERVICE = "flux-service"

@@ -31,15 +31,15 @@ from meshforge.errors import InvalidInput
 from meshforge.geometry.normalise import normalise_views
 from meshforge.geometry.views import VIEWS_BY_NAME, view_set
 from meshforge.http import ReplicaPool, make_client
-from meshforge.schemas import (
-    HealthResponse,
+from meshforge.schemas import HealthResponse
+from meshforge.service import add_health_route, service_app, start_backend
+from meshforge.settings import get_settings
+from meshforge.stage_schemas import (
     ImagesResult,
     ImagineFromPathsRequest,
     ImagineFromUrlsRequest,
     ImagineGenerateRequest,
 )
-from meshforge.service import add_health_route, service_app, start_backend
-from meshforge.settings import get_settings
 from meshforge.storage import Storage, atomic_write_bytes
 
 SERVICE = "image-service"

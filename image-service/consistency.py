@@ -28,7 +28,7 @@ from image_service.prompts import sheet_prompt, view_prompt, view_seed
 from image_service.sheet import compose, layout_for, split
 from meshforge.errors import BackendError
 from meshforge.geometry.views import CanonicalView
-from meshforge.schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
+from meshforge.stage_schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
 
 
 @dataclass

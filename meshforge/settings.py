@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from meshforge.schemas import QualityTier, ViewConsistency
+from meshforge.schemas import QualityTier
+from meshforge.stage_schemas import ViewConsistency
 
 UrlList = Annotated[list[str], NoDecode]
 

@@ -18,22 +18,18 @@ from pydantic import BaseModel
 
 from meshforge.errors import MeshforgeError
 from meshforge.http import ReplicaPool
-from meshforge.schemas import (
-    FromImageRequest,
+from meshforge.schemas import FromImageRequest, JobState, OutputFormat, QualityTier, StageRecord
+from meshforge.settings import Settings, TierProfile
+from meshforge.stage_schemas import (
     ImagesResult,
     ImagineFromPathsRequest,
     ImagineFromUrlsRequest,
     ImagineGenerateRequest,
-    JobState,
-    OutputFormat,
     PostprocessRequest,
     PostprocessResponse,
-    QualityTier,
     ReconstructRequest,
     ReconstructResponse,
-    StageRecord,
 )
-from meshforge.settings import Settings, TierProfile
 from meshforge.storage import Storage
 from orchestrator.jobs import JobStore
 from orchestrator.view_plan import ViewPlanner

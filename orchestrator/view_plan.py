@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from meshforge.geometry.views import VIEW_SETS
 from meshforge.http import ReplicaPool
-from meshforge.schemas import ReconstructionInput
 from meshforge.settings import TierProfile
+from meshforge.stage_schemas import ReconstructionInput
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
-from meshforge.schemas import HealthResponse, PostprocessRequest, PostprocessResponse
+from meshforge.schemas import HealthResponse
 from meshforge.service import add_health_route, service_app
 from meshforge.settings import get_settings
+from meshforge.stage_schemas import PostprocessRequest, PostprocessResponse
 from meshforge.storage import Storage
 from postprocess_service.backends import load_backend
 from postprocess_service.backends.base import FinishJob

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from meshforge.errors import InvalidInput, UnsupportedFormat
 from meshforge.geometry.views import VIEWS_BY_NAME, CanonicalView, view_set
-from meshforge.schemas import HealthResponse, ReconstructRequest, ReconstructResponse
+from meshforge.schemas import HealthResponse
 from meshforge.service import (
     ExclusiveRunner,
     add_health_route,
@@ -26,6 +26,7 @@ from meshforge.service import (
     start_backend,
 )
 from meshforge.settings import get_settings
+from meshforge.stage_schemas import ReconstructRequest, ReconstructResponse
 from meshforge.storage import Storage, atomic_write_bytes
 from reconstruction_service.backends import load_backend
 from reconstruction_service.backends.base import Reconstructor

@@ -20,7 +20,7 @@ import pytest
 
 from meshforge.errors import StageUnavailable
 from meshforge.http import ReplicaPool, make_client
-from meshforge.schemas import ReconstructRequest, ReconstructResponse
+from meshforge.stage_schemas import ReconstructRequest, ReconstructResponse
 from tests.fleet import Fleet, Stack, free_port, start_stack, wait_for_end, wait_until
 
 pytestmark = pytest.mark.fleet

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from meshforge.schemas import FluxGenerateRequest, FluxGenerateResponse
+from meshforge.stage_schemas import FluxGenerateRequest, FluxGenerateResponse
 
 
 class ImageDrawer(Protocol):

@@ -11,7 +11,7 @@ import asyncio
 
 from meshforge.errors import BackendError
 from meshforge.http import ReplicaPool
-from meshforge.schemas import (
+from meshforge.stage_schemas import (
     FluxBatchRequest,
     FluxBatchResponse,
     FluxGenerateRequest,

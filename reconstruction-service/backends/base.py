@@ -8,7 +8,7 @@ import numpy as np
 import trimesh
 
 from meshforge.geometry.views import CanonicalView
-from meshforge.schemas import ReconstructionInput
+from meshforge.stage_schemas import ReconstructionInput
 
 
 class Reconstructor(Protocol):

@@ -17,8 +17,8 @@ import trimesh
 from meshforge.accelerator import pick_device, pick_dtype
 from meshforge.geometry.views import OBJECT_EXTENT, CanonicalView
 from meshforge.models import locate_model
-from meshforge.schemas import ReconstructionInput
 from meshforge.settings import Settings, get_settings
+from meshforge.stage_schemas import ReconstructionInput
 from reconstruction_service.triposr.extraction import extract_mesh
 from reconstruction_service.triposr.model import CONFIG_FILE, TSR, WEIGHTS_FILE, load_pretrained
 from reconstruction_service.triposr.preprocess import condition_image, to_tensor

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from image_service.backends.flux_replicas import FluxReplicas
-from meshforge.schemas import FluxBatchRequest, FluxBatchResponse, FluxGenerateRequest, FluxImage
+from meshforge.stage_schemas import FluxBatchRequest, FluxBatchResponse, FluxGenerateRequest, FluxImage
 
 
 class FakePool:

@@ -16,7 +16,7 @@ from image_service.sheet import MAX_SHEET_SIDE, compose, layout_for, split
 from image_service.view_agreement import silhouette_of, view_agreement
 from meshforge.geometry.normalise import normalise_views
 from meshforge.geometry.views import BACKGROUND_RGB, VIEWS_BY_NAME, view_set
-from meshforge.schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
+from meshforge.stage_schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
 
 
 def test_every_view_prompt_shares_the_object_description_and_names_its_view() -> None:

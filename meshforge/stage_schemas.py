@@ -1,0 +1,171 @@
+"""The internal APIs between the dispatcher and the stage services (and image-service → flux-service).
+
+Not part of the public contract: they change with the services. The public API is meshforge.schemas.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, HttpUrl, model_validator
+
+from meshforge.schemas import MAX_SEED, Origin, OutputFormat, QualityTier, ViewCount
+
+
+class ViewConsistency(StrEnum):
+    """How the image stage keeps the views of one prompt in agreement (docs/images.md)."""
+
+    independent = "independent"  # one generation per view, each with its own seed: the control
+    anchored = "anchored"  # one seed and one object description for every view, the front drawn first
+    sheet = "sheet"  # one turnaround-sheet generation showing every view, split into views
+
+
+class ImagineGenerateRequest(BaseModel):
+    prompt: str = Field(min_length=1)
+    num_views: ViewCount = 8
+    image_size: int = Field(default=512, ge=32, le=2048)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    job_id: str | None = None
+    quality_tier: QualityTier = QualityTier.standard
+    consistency: ViewConsistency | None = Field(
+        default=None, description="Overrides the quality tier's view-consistency strategy"
+    )
+
+
+class ImagineFromUrlsRequest(BaseModel):
+    urls: list[HttpUrl] = Field(min_length=1)
+    image_size: int = Field(default=512, ge=32, le=2048)
+    job_id: str | None = None
+
+
+class ImagineFromPathsRequest(BaseModel):
+    image_paths: list[str] = Field(min_length=1)
+    image_size: int = Field(default=512, ge=32, le=2048)
+    job_id: str | None = None
+
+
+class ImagesResult(BaseModel):
+    image_paths: list[str]
+    views: list[str]
+    backend: str
+    seconds: float
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+# Images per /generate/batch request; flux-service splits them into pipeline calls of flux_max_batch.
+MAX_FLUX_BATCH = 32
+
+
+class FluxImageSpec(BaseModel):
+    """One image to draw: its prompt, seed, view and file."""
+
+    prompt: str = Field(min_length=1)
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="Same seed and settings → same image; none: random"
+    )
+    view: str | None = Field(
+        default=None, description="Canonical view name; backends that pose objects use it"
+    )
+    output_path: str | None = Field(default=None, description="Where to write the PNG, under inputs/")
+
+
+class FluxRenderOptions(BaseModel):
+    """What every image of one call shares. FLUX draws sizes that are multiples of 16."""
+
+    width: int = Field(default=512, ge=32, le=2048)
+    height: int = Field(default=512, ge=32, le=2048)
+    num_inference_steps: int | None = Field(
+        default=None, ge=1, le=200, description="none: the model's default (schnell 4, dev 50)"
+    )
+    guidance_scale: float | None = Field(
+        default=None, ge=0, le=30, description="none: the model's default (schnell 0, dev 3.5)"
+    )
+    return_b64: bool = Field(default=True, description="false: only image_path, to keep answers small")
+
+
+class FluxGenerateRequest(FluxRenderOptions, FluxImageSpec):
+    """POST /generate: one prompt, one image."""
+
+
+class FluxBatchRequest(FluxRenderOptions):
+    """POST /generate/batch: several images in one call, drawn in batched pipeline calls."""
+
+    images: list[FluxImageSpec] = Field(min_length=1, max_length=MAX_FLUX_BATCH)
+
+    @model_validator(mode="after")
+    def _distinct_output_paths(self) -> FluxBatchRequest:
+        paths = [image.output_path for image in self.images if image.output_path is not None]
+        if len(paths) != len(set(paths)):
+            raise ValueError("two images of one batch name the same output_path")
+        return self
+
+
+class FluxImage(BaseModel):
+    image_path: str
+    image_b64: str | None = None
+    seed: int | None = Field(default=None, description="The seed used (drawn at random when none was given)")
+
+
+class FluxGenerateResponse(FluxImage):
+    backend: str
+    seconds: float
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+
+
+class FluxBatchResponse(BaseModel):
+    images: list[FluxImage]
+    backend: str
+    seconds: float
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    pipeline_calls: int = Field(description="Batched model calls the images took (flux_max_batch each)")
+
+
+class ReconstructionInput(BaseModel):
+    """What a reconstruction backend makes use of, advertised in its /health detail as ``input``: the
+    dispatcher asks the image stage for no more views than every replica uses."""
+
+    max_views: int = Field(ge=1, description="1 for single-image models (TripoSR); 8 for multi-view")
+    image_size: int | None = Field(default=None, description="The view size the model works at, if any")
+
+
+class ReconstructRequest(BaseModel):
+    image_paths: list[str] = Field(min_length=1)
+    output_format: str = "glb"
+    views: list[str] | None = Field(default=None, description="Canonical view names, one per image")
+    resolution: int = Field(default=96, ge=16, le=512)
+    output_path: str | None = None
+    job_id: str | None = None
+
+
+class ReconstructResponse(BaseModel):
+    mesh_path: str
+    backend: str
+    vertices: int
+    faces: int
+    seconds: float
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class PostprocessRequest(BaseModel):
+    mesh_path: str
+    output_format: OutputFormat = OutputFormat.glb
+    target_faces: int | None = Field(default=None, ge=100)
+    origin: Origin = Origin.bottom
+    height_m: float | None = Field(default=None, gt=0)
+    texture_size: int = Field(default=1024, ge=64, le=8192)
+    output_path: str | None = None
+    preview: bool = True
+    job_id: str | None = None
+
+
+class PostprocessResponse(BaseModel):
+    asset_path: str
+    preview_path: str | None = None
+    backend: str
+    vertices: int
+    faces: int
+    seconds: float
+    detail: dict[str, Any] = Field(default_factory=dict)
