@@ -217,28 +217,34 @@ def build_services(layout: Layout) -> dict[str, Any]:
             "One replica per GPU. device_ids shows the container only that GPU, as its index 0, "
             "hence CUDA_VISIBLE_DEVICES=0."
         )
-    for index, name in enumerate(layout.flux):
-        services[name] = app_service(
-            image=f"meshforge/flux-service:{torch_tag}",
-            dockerfile="flux-service/Dockerfile",
-            build_args=torch_args,
-            command=None,
-            environment={"MESHFORGE_FLUX_BACKEND": flux_backend},
-            depends_on=[],
-            healthcheck=http_healthcheck(PORTS["flux-service"], stage_start),
-            gpu=layout.flux_devices[index],
-        )
-    for index, name in enumerate(layout.reconstruction):
-        services[name] = app_service(
-            image=f"meshforge/reconstruction-service:{torch_tag}",
-            dockerfile="reconstruction-service/Dockerfile",
-            build_args=torch_args,
-            command=None,
-            environment={"MESHFORGE_RECONSTRUCTION_BACKEND": reconstruction_backend},
-            depends_on=[],
-            healthcheck=http_healthcheck(PORTS["reconstruction-service"], stage_start),
-            gpu=layout.reconstruction_devices[index],
-        )
+
+    def gpu_replicas(
+        service: str, names: list[str], devices: list[int | None], environment: dict[str, str]
+    ) -> dict[str, Any]:
+        """One container per GPU of a model stage (flux-service, reconstruction-service)."""
+        return {
+            name: app_service(
+                image=f"meshforge/{service}:{torch_tag}",
+                dockerfile=f"{service}/Dockerfile",
+                build_args=torch_args,
+                command=None,
+                environment=environment,
+                depends_on=[],
+                healthcheck=http_healthcheck(PORTS[service], stage_start),
+                gpu=device,
+            )
+            for name, device in zip(names, devices, strict=True)
+        }
+
+    services |= gpu_replicas(
+        "flux-service", layout.flux, layout.flux_devices, {"MESHFORGE_FLUX_BACKEND": flux_backend}
+    )
+    services |= gpu_replicas(
+        "reconstruction-service",
+        layout.reconstruction,
+        layout.reconstruction_devices,
+        {"MESHFORGE_RECONSTRUCTION_BACKEND": reconstruction_backend},
+    )
     services["postprocess-service"] = app_service(
         image=f"meshforge/postprocess-service:{tag}",
         dockerfile="postprocess-service/Dockerfile",
