@@ -22,7 +22,7 @@ from PIL import Image
 from meshforge.errors import InvalidInput
 
 # The mask clean-up rules are the silhouette module's, so matted views and reconstruction agree.
-from meshforge.geometry.silhouette import _check_mask, _drop_specks, _fill_small_holes, foreground_mask
+from meshforge.geometry.silhouette import clean_mask, foreground_mask
 from meshforge.geometry.views import BACKGROUND_RGB
 
 FOREGROUND_RATIO = 0.85
@@ -57,8 +57,7 @@ def matte(rgba: np.ndarray, matting: MattingFn | None = None) -> tuple[np.ndarra
 def _cleaned(soft: np.ndarray) -> np.ndarray:
     if soft.ndim != 2:
         raise InvalidInput(f"a matte must be one value per pixel; got shape {soft.shape}")
-    mask = _drop_specks(_fill_small_holes(soft > 0.5))
-    _check_mask(mask)
+    mask = clean_mask(soft > 0.5)
     # Inside the mask keep the soft edge; filled holes become fully object.
     return np.where(mask, np.where(soft > 0.5, np.clip(soft, 0.0, 1.0), 1.0), 0.0)
 

@@ -40,8 +40,15 @@ def foreground_mask(image: np.ndarray, *, tolerance: float = 30.0) -> np.ndarray
         mask = alpha > ALPHA_THRESHOLD
     else:
         mask = ~_border_connected_background(rgb, tolerance)
-    mask = _fill_small_holes(mask)
-    mask = _drop_specks(mask)
+    return clean_mask(mask)
+
+
+def clean_mask(mask: np.ndarray) -> np.ndarray:
+    """A raw object mask made usable as a silhouette: small holes filled, tiny specks dropped.
+
+    Raises ``InvalidInput`` if no object is left or the object touches all four borders.
+    """
+    mask = _drop_specks(_fill_small_holes(mask))
     _check_mask(mask)
     return mask
 
