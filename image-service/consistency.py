@@ -17,6 +17,7 @@ the same splitting, matting and normalisation code runs as for a model's sheet.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from image_service.prompts import sheet_prompt, view_prompt, view_seed
 from image_service.sheet import compose, layout_for, split
 from meshforge.errors import BackendError
 from meshforge.geometry.views import CanonicalView
+from meshforge.schemas import MAX_SEED
 from meshforge.stage_schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
 
 
@@ -55,7 +57,7 @@ async def draw_views(
     if strategy is ViewConsistency.independent:
         answers = await _per_view(drawer, prompt, views, size, lambda i: view_seed(seed, i), folder)
         return _drawn(answers, drawer, posed, {"consistency": strategy.value, "generations": len(views)})
-    shared = seed if seed is not None else secrets.randbelow(2**32)  # one seed even when none was given
+    shared = seed if seed is not None else secrets.randbelow(MAX_SEED + 1)  # one seed even when none given
     if strategy is ViewConsistency.anchored:
         front = await _per_view(drawer, prompt, views[:1], size, lambda _: shared, folder)
         rest = await _per_view(drawer, prompt, views[1:], size, lambda _: shared, folder, first_index=1)
@@ -99,10 +101,9 @@ async def _sheet(
         "sheet": {"columns": layout.columns, "rows": layout.rows, "cell": layout.cell, "drawn": how},
         "sheet_path": str(target),
     }
-    drawn = _drawn(answers, drawer, posed, detail)
     with Image.open(target) as sheet:  # a composed sheet keeps the renders' alpha; a model's is RGB
-        drawn.images = split(sheet.copy(), layout)
-    return drawn
+        cells = split(sheet.copy(), layout)
+    return DrawnViews(cells, _backend(answers, drawer), posed, detail)
 
 
 async def _per_view(
@@ -110,7 +111,7 @@ async def _per_view(
     prompt: str,
     views: tuple[CanonicalView, ...],
     size: int,
-    seed_of: Any,
+    seed_of: Callable[[int], int | None],
     folder: Path,
     first_index: int = 0,
 ) -> list[FluxGenerateResponse]:
@@ -132,9 +133,11 @@ async def _per_view(
 def _drawn(
     answers: list[FluxGenerateResponse], drawer: ImageDrawer, posed: bool, detail: dict[str, Any]
 ) -> DrawnViews:
-    backends = "+".join(sorted({answer.backend for answer in answers}))
-    images = [_open(answer) for answer in answers]
-    return DrawnViews(images, f"{drawer.name}:{backends}", posed, detail)
+    return DrawnViews([_open(answer) for answer in answers], _backend(answers, drawer), posed, detail)
+
+
+def _backend(answers: list[FluxGenerateResponse], drawer: ImageDrawer) -> str:
+    return f"{drawer.name}:{'+'.join(sorted({answer.backend for answer in answers}))}"
 
 
 def _open(answer: FluxGenerateResponse) -> Image.Image:
