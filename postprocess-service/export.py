@@ -37,8 +37,8 @@ from postprocess_service.usdz import encode_usdz
 SUPPORTED_FORMATS: frozenset[str] = frozenset({"glb", "obj", "stl", "usdz"})
 
 FBX_UNAVAILABLE = (
-    "FBX export is not available yet in this build: the post-processing stage exports glb, obj, stl and "
-    'usdz (FBX through headless Blender is planned). Ask for "glb", "obj", "stl" or "usdz".'
+    "FBX is not written by this exporter, which writes glb, obj, stl and usdz: FBX goes through headless "
+    'Blender (postprocess_service.blender). Ask for "glb", "obj", "stl" or "usdz".'
 )
 HEADER = "meshforge"
 _OBJ_SUFFIXES = (".obj.zip", ".zip", ".obj")
@@ -59,12 +59,17 @@ def export_mesh(mesh: trimesh.Trimesh, path: Path, output_format: str) -> Path:
     return path
 
 
+def format_name(output_format: str) -> str:
+    """ "GLB", " glb" and ".glb" all name "glb"."""
+    return output_format.strip().lower().lstrip(".")
+
+
 def check_format(output_format: str) -> str:
     """The normalised format name ("GLB" and ".glb" give "glb"); UnsupportedFormat for anything else.
 
     Cheap, so a caller can reject a request before spending time on the mesh.
     """
-    normalised = output_format.strip().lower().lstrip(".")
+    normalised = format_name(output_format)
     if normalised in SUPPORTED_FORMATS:
         return normalised
     if normalised == "fbx":

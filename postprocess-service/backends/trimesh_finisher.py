@@ -18,7 +18,7 @@ from meshforge.storage import atomic_write_bytes
 from postprocess_service.backends.base import FinishJob
 from postprocess_service.blender import blender_available, export_fbx
 from postprocess_service.cleaning import clean_mesh, decimate, load_mesh
-from postprocess_service.export import SUPPORTED_FORMATS, check_format, export_mesh
+from postprocess_service.export import SUPPORTED_FORMATS, check_format, export_mesh, format_name
 from postprocess_service.placement import place
 from postprocess_service.preview import render_preview
 from postprocess_service.texturing import bake_vertex_colours
@@ -81,7 +81,7 @@ class TrimeshFinisher:
         }
 
     def _check_format(self, output_format: str) -> str:
-        if output_format.strip().lower().lstrip(".") == "fbx":
+        if format_name(output_format) == "fbx":
             if not blender_available(self._blender_python):
                 raise UnsupportedFormat(
                     "FBX export needs headless Blender, which is not installed here: run scripts/bootstrap "
