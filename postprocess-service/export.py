@@ -60,7 +60,7 @@ def export_mesh(mesh: trimesh.Trimesh, path: Path, output_format: str) -> Path:
 
 
 def format_name(output_format: str) -> str:
-    """ "GLB", " glb" and ".glb" all name "glb"."""
+    """The format a name means: "GLB", " glb" and ".glb" all mean glb."""
     return output_format.strip().lower().lstrip(".")
 
 
