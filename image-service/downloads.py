@@ -1,25 +1,35 @@
 """Fetching view images from URLs, with limits on size, time, content type and redirects.
 
-Redirects are followed here rather than by httpx, so every hop is checked (http or https only) and a
-failure can say which URL it came from. Every failure is an ``InvalidInput`` whose message starts with
-the URL the user gave and says why, because that message ends up in the job status.
+Every hop goes through meshforge.outbound: the URL is parsed and its host resolved once, the address
+must be public (or allow-listed by MESHFORGE_OUTBOUND_ALLOWED_NETWORKS), and the connection goes to
+exactly that address; redirects are followed by hand, each hop checked the same way. Every failure is
+an ``InvalidInput`` whose message names the URL the user gave (credentials removed) and says that it
+is "not allowed" or "could not be fetched", with a reason that never describes what a server
+answered (status, content type, connection errors), so downloads cannot be used to map a network.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from meshforge.addresses import IPNetwork
 from meshforge.errors import InvalidInput
-from meshforge.settings import Settings
-
-MIN_IMAGE_SIDE = 32  # pixels; anything smaller cannot show an object worth reconstructing
-MAX_IMAGE_PIXELS = 50_000_000  # width × height; larger images are refused before decoding (memory)
-_REDIRECTS = (301, 302, 303, 307, 308)
+from meshforge.images import ImageLimits, ImageRejected, check_size
+from meshforge.images import decode_image as decode_untrusted
+from meshforge.outbound import (
+    OutboundClient,
+    OutboundFailed,
+    OutboundRefused,
+    Resolver,
+    redact,
+    system_resolver,
+)
+from meshforge.settings import Settings, get_settings
 
 
 @dataclass(frozen=True)
@@ -43,99 +53,95 @@ class DownloadFailed(InvalidInput):
     """A URL could not be turned into an image; the message names the URL and the reason."""
 
     def __init__(self, url: str, reason: str) -> None:
+        url = redact(url)
         super().__init__(f"could not use the image at {url}: {reason}")
         self.url = url
         self.reason = reason
 
 
-async def download_image(client: httpx.AsyncClient, url: str, limits: DownloadLimits) -> Image.Image:
-    """The decoded image at ``url``, or ``DownloadFailed``. The time limit covers every hop and byte."""
+async def download_image(client: OutboundClient, url: str, limits: DownloadLimits) -> Image.Image:
+    """The decoded image at ``url``, or ``DownloadFailed``."""
+    return decode_downloaded(await fetch_image(client, url, limits), shown=redact(url))
+
+
+async def fetch_image(client: OutboundClient, url: str, limits: DownloadLimits) -> bytes:
+    """The bytes at ``url``, or ``DownloadFailed``. The time limit covers every hop and byte."""
+    shown = redact(url)
     try:
         data = await asyncio.wait_for(_fetch(client, url, limits), limits.timeout_seconds)
     except TimeoutError:
-        reason = f"no complete answer within {limits.timeout_seconds:g} s (the download time limit)"
-        raise DownloadFailed(url, reason) from None
-    except httpx.HTTPError as exc:
-        raise DownloadFailed(url, f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
-    return decode_image(data, shown=url)
+        within = f"no complete answer within {limits.timeout_seconds:g} s (the download time limit)"
+        raise DownloadFailed(shown, f"could not be fetched: {within}") from None
+    except OutboundRefused as refused:
+        raise DownloadFailed(shown, f"not allowed: {refused.why}") from None
+    except OutboundFailed as failed:
+        raise DownloadFailed(shown, f"could not be fetched: {failed.why}") from None
+    return data
 
 
-async def download_images(
-    client: httpx.AsyncClient, urls: list[str], limits: DownloadLimits
-) -> list[Image.Image]:
-    """Every URL's image, fetched in parallel; the first failure (in URL order) is raised."""
-    results = await asyncio.gather(*(download_image(client, u, limits) for u in urls), return_exceptions=True)
+async def fetch_images(client: OutboundClient, urls: list[str], limits: DownloadLimits) -> list[bytes]:
+    """Every URL's bytes, fetched in parallel; the first failure (in URL order) is raised. They are
+    decoded later, inside image-service's bounded work (MESHFORGE_IMAGE_WORK_CONCURRENCY)."""
+    results = await asyncio.gather(*(fetch_image(client, u, limits) for u in urls), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
     return list(results)  # type: ignore[arg-type]
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, limits: DownloadLimits) -> bytes:
-    current = url
-    for _ in range(limits.max_redirects + 1):
-        if httpx.URL(current).scheme not in ("http", "https"):
-            raise DownloadFailed(url, f"only http and https can be downloaded, not {current}")
-        async with client.stream("GET", current, follow_redirects=False) as response:
-            if response.status_code in _REDIRECTS:
-                location = response.headers.get("location")
-                if not location:
-                    raise DownloadFailed(url, f"{current} answered {response.status_code} without a Location")
-                current = str(response.url.join(location))
-                continue
-            if response.is_error:
-                via = "" if current == url else f" (redirected to {current})"
-                raise DownloadFailed(url, f"the server answered {response.status_code}{via}")
-            _check_content_type(url, response, limits)
-            return await _read_limited(url, response, limits.max_bytes)
-    raise DownloadFailed(url, f"more than {limits.max_redirects} redirects (last: {current})")
-
-
-def _check_content_type(url: str, response: httpx.Response, limits: DownloadLimits) -> None:
-    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in limits.content_types:
-        raise DownloadFailed(
-            url,
-            f"not an image: its content type is {content_type or 'missing'}, "
-            f"expected one of {', '.join(limits.content_types)}",
-        )
+async def _fetch(client: OutboundClient, url: str, limits: DownloadLimits) -> bytes:
+    async with client.stream(url, max_redirects=limits.max_redirects) as response:
+        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not response.is_success or content_type not in limits.content_types:
+            # One reason for a status and for a content type: either could describe an internal server.
+            raise OutboundFailed(
+                url, f"the server did not answer with an image (accepted: {', '.join(limits.content_types)})"
+            )
+        return await _read_limited(url, response, limits.max_bytes)
 
 
 async def _read_limited(url: str, response: httpx.Response, max_bytes: int) -> bytes:
+    too_large = f"too large (the limit is {max_bytes} bytes)"
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise DownloadFailed(url, f"too large: {int(declared)} bytes, the limit is {max_bytes}")
+        raise OutboundFailed(url, too_large)
     data = bytearray()
     async for chunk in response.aiter_bytes():
         data.extend(chunk)
         if len(data) > max_bytes:
-            raise DownloadFailed(url, f"too large: more than the limit of {max_bytes} bytes")
+            raise OutboundFailed(url, too_large)
     return bytes(data)
 
 
-def decode_image(data: bytes, *, shown: str) -> Image.Image:
-    """Decode and sanity-check an image (dimensions before decoding, so a bomb is never unpacked)."""
+def decode_downloaded(
+    data: bytes, *, shown: str, fit_side: int | None = None, limits: ImageLimits | None = None
+) -> Image.Image:
+    """Decode and check downloaded bytes with meshforge.images: the header's size first (a bomb is never
+    unpacked), then a full decode (truncated, corrupt and animated files are refused); reduced on load
+    so the longer side stays ≥ ``fit_side`` when given. Limits default to the settings'."""
+    limits = limits or ImageLimits.from_settings(get_settings())
     try:
-        image = Image.open(io.BytesIO(data))
-        check_dimensions(image.size, shown)
-        image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
-        raise DownloadFailed(shown, f"not an image: the bytes could not be decoded ({exc})") from None
-    return image
+        return decode_untrusted(data, shown, limits, fit_side=fit_side)
+    except ImageRejected as rejected:
+        raise DownloadFailed(shown, rejected.reason) from None
 
 
-def check_dimensions(size: tuple[int, int], shown: str) -> None:
-    width, height = size
-    if min(width, height) < MIN_IMAGE_SIDE:
-        raise DownloadFailed(
-            shown, f"{width}×{height} pixels is too small (at least {MIN_IMAGE_SIDE} a side)"
-        )
-    if width * height > MAX_IMAGE_PIXELS:
-        raise DownloadFailed(
-            shown, f"{width}×{height} pixels is too large (at most {MAX_IMAGE_PIXELS / 1e6:g} megapixels)"
-        )
+def check_dimensions(size: tuple[int, int], shown: str, limits: ImageLimits | None = None) -> None:
+    """Refuse a width × height outside the limits (MESHFORGE_MAX_IMAGE_PIXELS, 32 pixels a side)."""
+    try:
+        check_size(size, shown, limits or ImageLimits.from_settings(get_settings()))
+    except ImageRejected as rejected:
+        raise DownloadFailed(shown, rejected.reason) from None
 
 
-def download_client() -> httpx.AsyncClient:
-    """One client per process; redirects are followed by hand, the total time by ``download_image``."""
-    return httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(30.0, connect=5.0))
+def download_client(
+    *,
+    allowed_networks: Iterable[IPNetwork | str] | None = None,
+    resolver: Resolver = system_resolver,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> OutboundClient:
+    """One client per process. The allow-list defaults to MESHFORGE_OUTBOUND_ALLOWED_NETWORKS; tests
+    inject a resolver (names → loopback) and a transport (to see which address was asked for)."""
+    if allowed_networks is None:
+        allowed_networks = get_settings().outbound_allowed_networks
+    return OutboundClient(allowed_networks=allowed_networks, resolver=resolver, transport=transport)
