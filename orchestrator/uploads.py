@@ -1,19 +1,30 @@
-"""Checking user images (uploads and from-image paths) before any job is created."""
+"""Checking user images (uploads and from-image paths) before any job is created.
+
+An upload is decoded in full (meshforge.images) before it is stored: a truncated, corrupt, animated,
+oversized or non-image file is refused with a 4xx naming the file and the reason, and nothing of the
+upload is kept. The caller's file name is only ever shown (sanitised, cut short), never used in a path:
+stored files are named by their position and the format found in their bytes.
+"""
 
 from __future__ import annotations
 
-import io
+import threading
 import uuid
+from functools import lru_cache
 from pathlib import Path
 
 from fastapi import UploadFile
-from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
 
 from meshforge.errors import InvalidInput, PayloadTooLarge
+from meshforge.images import ALLOWED_FORMATS, ImageLimits, decode_image, shown_name
 from meshforge.schemas import CANONICAL_VIEW_COUNTS as VIEW_COUNTS
+from meshforge.settings import get_settings
 from meshforge.storage import Storage, atomic_write_bytes
 
-FORMAT_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
+# Checking an upload needs only a small copy: a JPEG is decoded at reduced scale (the whole file is
+# still read, so truncation shows), any other format is decoded in full and then dropped.
+CHECK_SIDE = 1024
 
 
 def check_view_count(count: int) -> None:
@@ -35,36 +46,47 @@ def check_image_paths(storage: Storage, paths: list[str]) -> None:
             )
 
 
-def sniff_image(data: bytes, name: str) -> str:
-    """The image format, or InvalidInput naming the file when it is not an image Pillow can read."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-            fmt = image.format or ""
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InvalidInput(f'"{name}" is not a readable image (PNG, JPEG, WebP, BMP or TIFF)') from exc
-    if fmt not in FORMAT_EXTENSIONS:
-        raise InvalidInput(f'"{name}" is a {fmt} image; use PNG, JPEG, WebP, BMP or TIFF')
-    return fmt
+@lru_cache
+def _decode_slots(count: int) -> threading.BoundedSemaphore:
+    """Bounds the decodes running at once in this process (each may briefly hold a full-size image).
+
+    A thread semaphore, taken inside the worker thread: waiting uploads hold no decoded pixels, and it
+    does not matter which event loop the request came from.
+    """
+    return threading.BoundedSemaphore(count)
+
+
+def checked_extension(data: bytes, name: str, limits: ImageLimits, slots: threading.BoundedSemaphore) -> str:
+    """The extension to store ``data`` under (from its content), or ``ImageRejected`` naming the file."""
+    with slots:
+        image = decode_image(data, name, limits, fit_side=CHECK_SIDE)
+    return ALLOWED_FORMATS[str(image.format)]
 
 
 async def store_uploads(
-    storage: Storage, files: list[UploadFile], max_bytes: int, max_images: int
+    storage: Storage,
+    files: list[UploadFile],
+    max_bytes: int,
+    max_images: int,
+    limits: ImageLimits | None = None,
 ) -> list[str]:
     """Validate every file first, then store them all under inputs/uploads/<id>/; returns relative paths."""
     if not files:
         raise InvalidInput("no files were uploaded: send one or more images as multipart field 'files'")
     if len(files) > max_images:
         raise InvalidInput(f"too many images: at most {max_images} per upload")
+    settings = get_settings()
+    limits = limits or ImageLimits.from_settings(settings)
+    slots = _decode_slots(settings.image_work_concurrency)
     checked: list[tuple[bytes, str]] = []
     for upload in files:
-        name = upload.filename or "upload"
+        name = shown_name(upload.filename)
         data = await upload.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise PayloadTooLarge(
                 f'"{name}" is larger than the {max_bytes // (1024 * 1024)} MiB upload limit'
             )
-        checked.append((data, FORMAT_EXTENSIONS[sniff_image(data, name)]))
+        checked.append((data, await run_in_threadpool(checked_extension, data, name, limits, slots)))
     folder = Path("uploads") / uuid.uuid4().hex
     paths = []
     for index, (data, extension) in enumerate(checked):

@@ -10,6 +10,10 @@ can be centred on its object first (``centre_each``) and the set is then scaled 
 The matte comes from the image's own transparency when it has some; otherwise from ``matting``, any
 function image → alpha (float 0..1), such as the image service's flood-fill or ONNX segmentation
 backends. Without one, the border flood fill of ``meshforge.geometry.silhouette`` is used.
+
+Memory: each image is first box-reduced to the working size (``working_side``: twice the output size,
+so the final resample still averages), and all float work is float32 at that size. A 7000×7000 photo is
+matted at 1024×1024 (for a 512² output), not at 49 megapixels (docs/security.md has the measured figures).
 """
 
 from __future__ import annotations
@@ -24,9 +28,16 @@ from meshforge.errors import InvalidInput
 # The mask clean-up rules are the silhouette module's, so matted views and reconstruction agree.
 from meshforge.geometry.silhouette import clean_mask, foreground_mask
 from meshforge.geometry.views import BACKGROUND_RGB
+from meshforge.images import reduce_to
 
 FOREGROUND_RATIO = 0.85
+MIN_WORKING_SIDE = 512  # small outputs still matte at a size where specks and holes are judged well
 MattingFn = Callable[[np.ndarray], np.ndarray]
+
+
+def working_side(size: int) -> int:
+    """The longer side views are reduced to before matting, for an output of ``size``²."""
+    return max(2 * size, MIN_WORKING_SIDE)
 
 
 def to_rgba(image: Image.Image) -> np.ndarray:
@@ -46,11 +57,11 @@ def matte(rgba: np.ndarray, matting: MattingFn | None = None) -> tuple[np.ndarra
     """
     if (rgba[..., 3] < 255).any():
         mask = foreground_mask(rgba)
-        alpha = np.where(mask, np.maximum(rgba[..., 3], 1) / 255.0, 0.0)
+        alpha = np.where(mask, np.maximum(rgba[..., 3], 1).astype(np.float32) / 255, np.float32(0))
     elif matting is None:
-        alpha = foreground_mask(rgba[..., :3]).astype(np.float64)
+        alpha = foreground_mask(rgba[..., :3]).astype(np.float32)
     else:
-        alpha = _cleaned(np.asarray(matting(rgba), dtype=np.float64))
+        alpha = _cleaned(np.asarray(matting(rgba), dtype=np.float32))
     return _composite(rgba, alpha), alpha
 
 
@@ -59,13 +70,13 @@ def _cleaned(soft: np.ndarray) -> np.ndarray:
         raise InvalidInput(f"a matte must be one value per pixel; got shape {soft.shape}")
     mask = clean_mask(soft > 0.5)
     # Inside the mask keep the soft edge; filled holes become fully object.
-    return np.where(mask, np.where(soft > 0.5, np.clip(soft, 0.0, 1.0), 1.0), 0.0)
+    return np.where(mask, np.where(soft > 0.5, np.clip(soft, 0, 1), np.float32(1)), np.float32(0))
 
 
 def _composite(rgba: np.ndarray, alpha2d: np.ndarray) -> np.ndarray:
     alpha = alpha2d[..., None]
-    background = np.array(BACKGROUND_RGB, dtype=np.float64)
-    return rgba[..., :3].astype(np.float64) * alpha + background * (1.0 - alpha)
+    background = np.array(BACKGROUND_RGB, dtype=np.float32)
+    return rgba[..., :3].astype(np.float32) * alpha + background * (1 - alpha)
 
 
 def _square_canvas(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,10 +84,10 @@ def _square_canvas(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.n
     h, w = alpha.shape
     side = max(h, w)
     top, left = (side - h) // 2, (side - w) // 2
-    canvas = np.empty((side, side, 3))
+    canvas = np.empty((side, side, 3), dtype=np.float32)
     canvas[:] = BACKGROUND_RGB
     canvas[top : top + h, left : left + w] = rgb
-    canvas_alpha = np.zeros((side, side))
+    canvas_alpha = np.zeros((side, side), dtype=np.float32)
     canvas_alpha[top : top + h, left : left + w] = alpha
     return canvas, canvas_alpha
 
@@ -94,7 +105,7 @@ def _zoom(rgb: np.ndarray, alpha: np.ndarray, scale: float, size: int) -> np.nda
     crop = side / scale  # the source window that fills the output
     offset = (side - crop) / 2.0
     box = (offset, offset, offset + crop, offset + crop)
-    rgba = np.dstack([rgb, alpha * 255.0]).clip(0, 255).astype(np.uint8)
+    rgba = np.dstack([rgb, alpha * 255]).clip(0, 255).astype(np.uint8)
     out = Image.fromarray(rgba, mode="RGBA").transform(
         (size, size),
         Image.Transform.EXTENT,
@@ -142,7 +153,8 @@ def normalise_views(
     always cropped to its object and centred; ``centre_each`` does the same for every view of a set.
     Raises InvalidInput when no object is found in a view.
     """
-    matted = [_square_canvas(*matte(to_rgba(image), matting)) for image in images]
+    side = working_side(size)
+    matted = [_square_canvas(*matte(to_rgba(reduce_to(image, side)), matting)) for image in images]
     if len(matted) == 1 or centre_each:
         matted = [_centre_on_object(rgb, alpha) for rgb, alpha in matted]
     reach = max(_reach(alpha) for _, alpha in matted)
