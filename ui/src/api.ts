@@ -1,4 +1,5 @@
 /** The meshforge API on the same origin, by relative paths (works behind nginx and the vite proxy). */
+import { getApiKey, plainMessage, retryAfterSeconds, withAuth } from './auth';
 import type { JobCreated, JobList, JobOptions, JobStatus } from './types';
 
 export class ApiError extends Error {
@@ -6,6 +7,7 @@ export class ApiError extends Error {
     message: string,
     readonly status: number,
     readonly code: string | null,
+    readonly retryAfter: number | null = null,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -41,24 +43,49 @@ export function errorCode(body: unknown): string | null {
 
 type Fetch = typeof fetch;
 
-export async function request<T>(path: string, init: RequestInit = {}, fetchFn: Fetch = fetch): Promise<T> {
-  let response: Response;
+/** Every API call goes through here, so every one carries the saved API key. */
+async function send(path: string, init: RequestInit, fetchFn: Fetch): Promise<Response> {
   try {
-    response = await fetchFn(path, init);
+    return await fetchFn(path, withAuth(init));
   } catch (err) {
     throw new ApiError(`cannot reach the API: ${(err as Error).message}`, 0, 'network');
   }
-  const text = await response.text();
-  let body: unknown = text;
+}
+
+function parse(text: string): unknown {
   try {
-    body = text ? JSON.parse(text) : null;
+    return text ? JSON.parse(text) : null;
   } catch {
-    /* not JSON: keep the text */
+    return text; /* not JSON: keep the text */
   }
-  if (!response.ok) {
-    throw new ApiError(errorMessage(body, response.status, response.statusText), response.status, errorCode(body));
-  }
-  return body as T;
+}
+
+async function failure(response: Response): Promise<ApiError> {
+  const body = parse(await response.text());
+  const retryAfter = retryAfterSeconds(response.headers.get('Retry-After'));
+  const detail = errorMessage(body, response.status, response.statusText);
+  const message = plainMessage(response.status, detail, retryAfter, !!getApiKey());
+  return new ApiError(message, response.status, errorCode(body), retryAfter);
+}
+
+export async function request<T>(path: string, init: RequestInit = {}, fetchFn: Fetch = fetch): Promise<T> {
+  const response = await send(path, init, fetchFn);
+  if (!response.ok) throw await failure(response);
+  return parse(await response.text()) as T;
+}
+
+export interface FetchedFile {
+  blob: Blob;
+  filename: string | null;
+}
+
+/** A file (download, preview) fetched with the API key, for an object URL: no key in any URL. */
+export async function fetchFile(path: string, fetchFn: Fetch = fetch): Promise<FetchedFile> {
+  const response = await send(path, {}, fetchFn);
+  if (!response.ok) throw await failure(response);
+  const disposition = response.headers.get('Content-Disposition') ?? '';
+  const match = /filename="?([^";]+)"?/.exec(disposition);
+  return { blob: await response.blob(), filename: match ? match[1] : null };
 }
 
 const json = (data: unknown): RequestInit => ({

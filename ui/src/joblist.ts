@@ -6,6 +6,8 @@ import { previewUrl } from './api';
 export interface JobListHandlers {
   onCancel(id: string): void;
   onView(id: string): void;
+  /** An image URL for a preview path (fetched with the API key, see files.ts). */
+  thumbnail(path: string): Promise<string>;
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = '', text = ''): HTMLElementTagNameMap[K] {
@@ -106,7 +108,15 @@ export class JobListView {
     row.cancel.setAttribute('aria-label', `Cancel ${jobTitle(job)}`);
     if (job.state === 'completed') {
       const src = job.preview_url || previewUrl(job.job_id);
-      if (row.thumb.getAttribute('src') !== src) row.thumb.src = src;
+      if (row.thumb.dataset.src !== src) {
+        row.thumb.dataset.src = src;
+        this.handlers.thumbnail(src).then(
+          (url) => {
+            if (row.thumb.dataset.src === src) row.thumb.src = url;
+          },
+          () => delete row.thumb.dataset.src, // tried again on the next render
+        );
+      }
       row.thumb.alt = `Preview of ${jobTitle(job)}`;
       row.thumb.hidden = false;
     } else {

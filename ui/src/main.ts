@@ -1,5 +1,7 @@
 import './style.css';
-import { ApiError, api, downloadUrl, previewUrl } from './api';
+import { ApiError, api, downloadUrl, fetchFile, previewUrl } from './api';
+import { getApiKey, setApiKey, withAuth } from './auth';
+import { forgetFiles, objectUrl, saveFile } from './files';
 import { isActive, jobTitle, outputFormat, splitLines, viewNames } from './format';
 import { JobListView } from './joblist';
 import { applyList, emptyJobs, pollInterval, upsertJob, type JobsState } from './jobs';
@@ -23,6 +25,9 @@ const viewerBox = $<HTMLDivElement>('viewer');
 const stats = $<HTMLSpanElement>('stats');
 const download = $<HTMLAnchorElement>('download');
 const wireframe = $<HTMLInputElement>('wireframe');
+const keyForm = $<HTMLFormElement>('key-form');
+const keyInput = $<HTMLInputElement>('api-key');
+const keyState = $<HTMLSpanElement>('key-state');
 
 let state: JobsState = emptyJobs();
 let selectedFiles: File[] = [];
@@ -34,6 +39,7 @@ let pollTimer: number | undefined;
 const jobList = new JobListView($('jobs'), {
   onCancel: (id) => void cancelJob(id),
   onView: (id) => void show(id),
+  thumbnail: (path) => objectUrl(path),
 });
 
 function showError(target: HTMLElement, message: string | null): void {
@@ -143,7 +149,9 @@ async function show(id: string): Promise<void> {
   renderJobs();
   const format = outputFormat(job);
   lookName.textContent = `— ${jobTitle(job)}`;
-  download.href = job.download_url || downloadUrl(id);
+  const assetPath = job.download_url || downloadUrl(id);
+  download.dataset.path = assetPath;
+  download.dataset.name = `${id}.${format}`;
   download.textContent = `Download ${format.toUpperCase()}`;
   download.hidden = false;
   stats.textContent = '';
@@ -154,7 +162,8 @@ async function show(id: string): Promise<void> {
     lookNote.textContent = 'Loading…';
     try {
       viewer ??= new Viewer(viewerBox);
-      const counts = await viewer.load(download.href);
+      const file = await fetchFile(assetPath);
+      const counts = await viewer.loadData(await file.blob.arrayBuffer());
       if (shown !== id) return;
       viewer.setWireframe(wireframe.checked);
       stats.textContent = `${counts.vertices.toLocaleString('en')} vertices · ${counts.faces.toLocaleString('en')} faces`;
@@ -166,7 +175,8 @@ async function show(id: string): Promise<void> {
   } else {
     viewer?.clear();
     viewerBox.hidden = true;
-    lookPreview.src = job.preview_url || previewUrl(id);
+    lookPreview.src = await objectUrl(job.preview_url || previewUrl(id)).catch(() => '');
+    if (shown !== id) return;
     lookPreview.alt = `Preview of ${jobTitle(job)}`;
     lookPreview.hidden = false;
     lookNote.textContent = `${format.toUpperCase()} cannot be shown in the browser: here is its preview.`;
@@ -194,7 +204,7 @@ function schedulePoll(ms: number): void {
 async function checkHealth(): Promise<void> {
   const badge = $<HTMLSpanElement>('health');
   try {
-    const response = await fetch('/health');
+    const response = await fetch('/health', withAuth());
     const body = (await response.json()) as { status?: string };
     badge.textContent = `API ${body.status ?? 'unknown'}`;
     badge.dataset.status = body.status ?? 'unknown';
@@ -204,6 +214,37 @@ async function checkHealth(): Promise<void> {
   }
 }
 
+function showKeyState(): void {
+  keyState.textContent = getApiKey() ? 'key saved in this browser' : 'no key';
+}
+
+/** A new key sees other jobs: start the list and the kept files afresh. */
+function saveKey(event: SubmitEvent): void {
+  event.preventDefault();
+  setApiKey(keyInput.value);
+  keyInput.value = '';
+  showKeyState();
+  forgetFiles();
+  state = emptyJobs();
+  showError(createError, null);
+  renderJobs();
+  void checkHealth();
+  schedulePoll(0);
+}
+
+async function saveDownload(event: MouseEvent): Promise<void> {
+  event.preventDefault();
+  const path = download.dataset.path;
+  if (!path) return;
+  try {
+    await saveFile(path, download.dataset.name ?? 'asset');
+  } catch (err) {
+    lookNote.textContent = `Could not download: ${messageOf(err)}`;
+  }
+}
+
+keyForm.addEventListener('submit', (e) => saveKey(e));
+download.addEventListener('click', (e) => void saveDownload(e));
 form.addEventListener('submit', (e) => void submit(e));
 form.querySelectorAll('input[name="source"]').forEach((r) => r.addEventListener('change', showSource));
 fileInput.addEventListener('change', () => setFiles(Array.from(fileInput.files ?? [])));
@@ -223,5 +264,6 @@ window.setInterval(() => {
 }, 250);
 
 showSource();
+showKeyState();
 void checkHealth();
 void poll();

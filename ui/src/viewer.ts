@@ -1,6 +1,6 @@
 /** A three.js viewer: orbit and zoom, wireframe toggle, vertex and face counts. */
 import * as THREE from 'three';
-import { GLTFLoader } from 'three/examples/jsm/loaders/GLTFLoader.js';
+import { type GLTF, GLTFLoader } from 'three/examples/jsm/loaders/GLTFLoader.js';
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
 
 export interface MeshStats {
@@ -75,7 +75,15 @@ export class Viewer {
   }
 
   async load(url: string): Promise<MeshStats> {
-    const gltf = await new GLTFLoader().loadAsync(url);
+    return this.show(await new GLTFLoader().loadAsync(url));
+  }
+
+  /** A GLB already fetched (with the API key: see files.ts). */
+  async loadData(data: ArrayBuffer): Promise<MeshStats> {
+    return this.show(await new GLTFLoader().parseAsync(data, ''));
+  }
+
+  private show(gltf: GLTF): MeshStats {
     this.clear();
     this.model = gltf.scene;
     this.scene.add(gltf.scene);

@@ -1,0 +1,78 @@
+/**
+ * The API key, when the server needs one: kept in this browser (localStorage) and sent as
+ * `Authorization: Bearer <key>` on every API call. Never put in a URL, where logs and history keep it.
+ */
+
+const STORAGE_KEY = 'meshforge.apiKey';
+
+/** Where the key is kept; an in-memory stand-in where there is no localStorage (tests, private modes). */
+export interface KeyStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+function defaultStore(): KeyStore {
+  try {
+    if (typeof localStorage !== 'undefined') return localStorage;
+  } catch {
+    /* storage disabled: fall through */
+  }
+  const memory = new Map<string, string>();
+  return {
+    getItem: (k) => memory.get(k) ?? null,
+    setItem: (k, v) => void memory.set(k, v),
+    removeItem: (k) => void memory.delete(k),
+  };
+}
+
+let store: KeyStore = defaultStore();
+
+export function useKeyStore(replacement: KeyStore): void {
+  store = replacement;
+}
+
+export function getApiKey(): string {
+  return store.getItem(STORAGE_KEY) ?? '';
+}
+
+/** Save the key (trimmed); an empty one forgets it. */
+export function setApiKey(key: string): void {
+  const trimmed = key.trim();
+  if (trimmed) store.setItem(STORAGE_KEY, trimmed);
+  else store.removeItem(STORAGE_KEY);
+}
+
+/** `init` with the Authorization header added when a key is saved. */
+export function withAuth(init: RequestInit = {}): RequestInit {
+  const key = getApiKey();
+  if (!key) return init;
+  const headers = new Headers(init.headers);
+  headers.set('Authorization', `Bearer ${key}`);
+  return { ...init, headers };
+}
+
+/** Seconds from a Retry-After header (delay-seconds form), or null. */
+export function retryAfterSeconds(value: string | null): number | null {
+  if (!value) return null;
+  const seconds = Number(value.trim());
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.ceil(seconds) : null;
+}
+
+/**
+ * What to tell a person about a refusal: 401 and 429 in plain words (the API's own detail after 429);
+ * other answers keep the API's message as it is.
+ */
+export function plainMessage(status: number, detail: string, retryAfter: number | null, hasKey: boolean): string {
+  if (status === 401) {
+    return hasKey
+      ? 'This server did not accept the API key: check it and enter it above'
+      : 'This server needs an API key: enter it above';
+  }
+  if (status === 429) {
+    const wait = retryAfter ?? 60;
+    const reason = detail.replace(/:?\s*try again in \d+ s.*$/s, '').trim(); // the wait is said once
+    return reason ? `Too many requests: try again in ${wait} s (${reason})` : `Too many requests: try again in ${wait} s`;
+  }
+  return detail;
+}
