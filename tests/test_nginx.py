@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,10 +129,9 @@ def orchestrator_port(fleet: Fleet) -> int:
     return int(fleet.env["MESHFORGE_ORCHESTRATOR_PORT"])
 
 
-@pytest.fixture(scope="module")
-def nginx(fleet: Fleet, ui_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    ui_port = int(ui_url.rsplit(":", 1)[1])
-    server = setup_nginx(tmp_path_factory.mktemp("nginx"), orchestrator_port(fleet), ui_port)
+@contextmanager
+def running(server: Nginx, ready_path: str = "/health") -> Iterator[Nginx]:
+    """``server`` as a running nginx, once ``ready_path`` answers 200 through it."""
     process = subprocess.Popen(
         server.command("-g", "daemon off;"), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
@@ -139,7 +139,7 @@ def nginx(fleet: Fleet, ui_url: str, tmp_path_factory: pytest.TempPathFactory) -
     def answers() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"nginx exited with {process.returncode}\n{server.log('error.log')}")
-        return httpx.get(server.url + "/health", headers={"Host": HOST}, timeout=2).status_code == 200
+        return httpx.get(server.url + ready_path, headers={"Host": HOST}, timeout=2).status_code == 200
 
     try:
         wait_until(answers, 30, "nginx")
@@ -151,6 +151,14 @@ def nginx(fleet: Fleet, ui_url: str, tmp_path_factory: pytest.TempPathFactory) -
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def nginx(fleet: Fleet, ui_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    ui_port = int(ui_url.rsplit(":", 1)[1])
+    server = setup_nginx(tmp_path_factory.mktemp("nginx"), orchestrator_port(fleet), ui_port)
+    with running(server) as started:
+        yield started
 
 
 def test_rendered_site_differs_only_in_ports() -> None:
