@@ -1,9 +1,11 @@
 """The internal HTTP client: calls a stage over its replicas, spreading work and skipping busy ones.
 
-A stage is a list of base URLs. A call goes to the next replica in turn; a replica that answers 503
-(busy with another job) or cannot be reached is skipped for this round, and when every replica was
-busy or down the call waits a little and goes round again until the stage deadline. Any other error
-answer is turned back into the typed error the service raised, so its message reaches the job.
+A stage is a list of base URLs. A call goes to the next replica in turn; a replica that answers
+`busy` (503 with the code ``busy``: working on another job) or gives no answer at all (any httpx
+transport error: refused, reset, timed out, a broken response) is skipped for this round, and when
+every replica was busy or down the call waits a little and goes round again until the stage deadline.
+Any other error answer, a 503 with another code included, is the stage's own error: it is turned back
+into the typed error the service raised, so its message reaches the job.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from meshforge.errors import ERRORS_BY_CODE, BackendError, MeshforgeError, ServiceBusy, StageUnavailable
+from meshforge.internal_token import internal_headers
 
 T = TypeVar("T", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -27,6 +30,8 @@ def error_from_response(response: httpx.Response, stage: str) -> MeshforgeError:
     """Rebuild the typed error a meshforge service answered with."""
     try:
         body = response.json()
+        if not isinstance(body, dict):
+            raise ValueError("not a meshforge error body")
         message = str(body.get("detail") or response.reason_phrase)
         code = str(body.get("code") or "")
     except ValueError:
@@ -79,20 +84,31 @@ class ReplicaPool:
             for base in self._round():
                 try:
                     response = await self._client.post(base + path, json=payload)
-                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-                    log.warning("%s replica %s unreachable: %s", self.stage, base, exc)
+                except httpx.TransportError as exc:
+                    # Refused, reset, timed out (connect, write, read, pool), or a broken answer: the
+                    # replica gave none. Trying again (another replica, or this one later) is safe:
+                    # every stage call is idempotent, keyed by job id and writing to a path of its own.
+                    log.warning("%s replica %s gave no answer: %r", self.stage, base, exc)
                     down.append(base)
                     continue
-                if response.status_code == 503:
-                    busy.append(base)
-                    continue
                 if response.is_error:
-                    raise error_from_response(response, self.stage)
+                    error = error_from_response(response, self.stage)
+                    if isinstance(error, ServiceBusy):  # only the stage's own `busy` code means busy
+                        busy.append(base)
+                        continue
+                    raise error
                 return _parse(response, response_model, self.stage), base
             if time.monotonic() >= deadline:
+                # The replicas' addresses are for the log; the job's message only names the stage.
+                log.warning(
+                    "%s: giving up; busy: %s; unreachable: %s",
+                    self.stage,
+                    ", ".join(busy) or "none",
+                    ", ".join(down) or "none",
+                )
                 raise StageUnavailable(
                     f"no {self.stage} replica could take the job within {self._deadline_seconds:.0f} s "
-                    f"(busy: {', '.join(busy) or 'none'}; unreachable: {', '.join(down) or 'none'})"
+                    f"({len(busy)} busy, {len(down)} unreachable or not answering)"
                 )
             await asyncio.sleep(self._retry_seconds)
 
@@ -109,6 +125,24 @@ class ReplicaPool:
                 results[base] = {"status": "unreachable", "error": str(exc) or type(exc).__name__}
         return results
 
+    async def cancel(self, job_id: str, timeout: float = 2.0) -> int:
+        """Ask every replica at once to abandon ``job_id``'s work (``POST /work/{job_id}/cancel``);
+        returns how many pieces of work were stopped. Never raises: a replica that cannot be told is
+        logged, and its work still stops at its next safe point once its caller has hung up."""
+
+        async def tell(base: str) -> int:
+            try:
+                response = await self._client.post(f"{base}/work/{job_id}/cancel", timeout=timeout)
+                if response.is_success:
+                    return int(response.json().get("cancelled", 0))
+                log.warning("%s replica %s refused to cancel job %s: %s", self.stage, base, job_id,
+                            error_from_response(response, self.stage).message)  # fmt: skip
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("%s replica %s not told to cancel job %s: %r", self.stage, base, job_id, exc)
+            return 0
+
+        return sum(await asyncio.gather(*(tell(base) for base in self.urls)))
+
 
 def _parse(response: httpx.Response, model: type[T], stage: str) -> T:
     try:
@@ -117,7 +151,14 @@ def _parse(response: httpx.Response, model: type[T], stage: str) -> T:
         raise BackendError(f"{stage} gave an answer meshforge cannot read: {exc.errors()[0]['msg']}") from exc
 
 
-def make_client(request_timeout: float) -> httpx.AsyncClient:
-    """One pooled client per process; a short connect timeout tells a dead replica from a slow one."""
+def make_client(request_timeout: float, internal_token: str = "") -> httpx.AsyncClient:
+    """One pooled client per process; a short connect timeout tells a dead replica from a slow one.
+
+    ``internal_token`` (MESHFORGE_INTERNAL_TOKEN) goes with every call: the stage services refuse
+    callers without it when one is configured (meshforge.internal_token)."""
     timeout = httpx.Timeout(request_timeout, connect=2.0)
-    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=64))
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=64),
+        headers=internal_headers(internal_token),
+    )

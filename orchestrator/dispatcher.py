@@ -23,12 +23,15 @@ from redis.exceptions import RedisError
 from meshforge.http import ReplicaPool, make_client
 from meshforge.logging import configure_logging
 from meshforge.settings import Settings, get_settings
-from orchestrator.jobs import TERMINAL, JobStore
+from orchestrator.jobs import TERMINAL, Claim, JobStore
 from orchestrator.pipeline import JobRunner, StagePools
 from orchestrator.queue import ReliableQueue
+from orchestrator.retention import Sweeper
+from orchestrator.retrying import until_redis_answers
 
 log = logging.getLogger("dispatcher")
 REDIS_RETRY_SECONDS = 1.0
+ORPHAN_MESSAGE = "requeued: its dispatcher lost track of it while the queue's database was unreachable"
 
 
 class Dispatcher:
@@ -39,11 +42,14 @@ class Dispatcher:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.queue = ReliableQueue(redis, self.worker_id, settings.lease_seconds)
         self.runner = JobRunner(JobStore(redis), pools, settings, self.worker_id)
+        self.sweeper = Sweeper(redis, settings)  # retention; runs as its own task (orchestrator/retention.py)
         self._stopping = asyncio.Event()
+        self._running: set[str] = set()  # job ids a slot holds, from BLMOVE until it is done with them
+        self._orphans: set[str] = set()  # listed but held by no slot at the last reconciliation
 
     async def run(self) -> None:
-        await self.queue.register()
-        requeued = await self.queue.reap(TERMINAL)
+        await until_redis_answers(self.queue.register, "register")
+        requeued = await until_redis_answers(lambda: self.queue.reap(TERMINAL), "reap")
         if requeued:
             log.info("requeued %d job(s) left by dispatchers that stopped", requeued)
         log.info(
@@ -62,30 +68,51 @@ class Dispatcher:
         self._stopping.set()
 
     async def _slot(self) -> None:
-        while True:
+        # Checked as well as cancelled: redis-py can turn a cancellation that lands as BLMOVE's own
+        # timeout runs out into an empty answer, and the slot would go on taking jobs.
+        while not self._stopping.is_set():
             try:
                 await self._take_one()
             except (RedisError, OSError) as exc:
-                # Redis restarting must not silently kill the slot: log, wait, carry on. A job taken
-                # meanwhile stays in the processing list and is requeued if this dispatcher loses its lease.
+                # Only BLMOVE gets here (every later call waits Redis out). Had it moved a job before
+                # the error, the id is in the processing list, and the reconciliation picks it up.
                 log.error("lost Redis (%s); retrying in %.0f s", exc, REDIS_RETRY_SECONDS)
                 await asyncio.sleep(REDIS_RETRY_SECONDS)
 
     async def _take_one(self) -> None:
         job_id = await self.queue.claim(timeout=1.0)
-        if job_id is None:
-            return
+        if job_id is None or self._stopping.is_set():
+            return  # a job moved while stopping stays in the processing list, for release()
+        self._running.add(job_id)  # no await since BLMOVE answered: the reconciliation never races
         try:
-            if await self.runner.store.claim(job_id, self.worker_id):
-                log.info("job %s: started", job_id)
-                await self.runner.run(job_id)
+            await self._process(job_id)
         finally:
-            # A cancelled slot (shutdown) leaves the job in the processing list for release().
-            if not self._stopping.is_set():
-                await self.queue.ack(job_id)
+            self._running.discard(job_id)
+
+    async def _process(self, job_id: str) -> None:
+        """Claim and run a job this dispatcher moved to its processing list. The id leaves the list
+        only in a script that read the job (see orchestrator/queue.py): a shutdown (this task being
+        cancelled) leaves it for release(), a Redis error for the reconciliation."""
+        store, max_attempts = self.runner.store, self.settings.max_attempts
+        outcome = await until_redis_answers(
+            lambda: store.claim(job_id, self.worker_id, max_attempts), f"job {job_id}: claim"
+        )
+        if outcome is Claim.run:
+            log.info("job %s: started", job_id)
+            try:
+                await self.runner.run(job_id)
+            except Exception:
+                log.exception("job %s: the runner failed; the reconciliation will requeue it", job_id)
+                return
+        elif outcome is Claim.exhausted:
+            log.warning("job %s: failed, claimed %d times already", job_id, max_attempts)
+        elif outcome is not Claim.finished:
+            log.warning("job %s: not run (%s)", job_id, outcome.value)
+        await until_redis_answers(lambda: self.queue.settle(job_id, TERMINAL), f"job {job_id}: settle")
 
     async def _housekeeping(self) -> None:
-        """Keep this dispatcher's lease alive and give back the jobs of dispatchers that died."""
+        """Keep this dispatcher's lease alive, give back the jobs of dispatchers that died, and make
+        this one's processing list agree with the jobs its slots run."""
         beat = self.settings.lease_seconds / 3
         reap_every = max(1, round(self.settings.reap_interval_seconds / beat))
         tick = 0
@@ -96,14 +123,29 @@ class Dispatcher:
                     moved = await self.queue.reap(TERMINAL)
                     if moved:
                         log.warning("requeued %d job(s) of a dispatcher whose lease expired", moved)
+                    await self._reconcile()
+                await self.sweeper.tick()  # starts a retention sweep in the background when one is due
             except (RedisError, OSError) as exc:
                 log.error("housekeeping could not reach Redis: %s", exc)
             tick += 1
             await asyncio.sleep(beat)
 
+    async def _reconcile(self) -> None:
+        """Requeue the ids of this dispatcher's list that no slot has held for two passes in a row.
+
+        Such an id was left by a Redis error (a BLMOVE whose answer was lost, a job whose runner gave
+        up): the lease is still renewed, so no reaper would ever free it. Two passes, because a slot
+        whose BLMOVE was answered after this pass read the list holds its job by the next one.
+        """
+        idle = {job_id for job_id in await self.queue.held() if job_id not in self._running}
+        for job_id in idle & self._orphans:
+            if await self.queue.requeue(job_id, ORPHAN_MESSAGE, TERMINAL):
+                log.warning("job %s: requeued, no slot of this dispatcher was running it", job_id)
+        self._orphans = idle
+
 
 def build_pools(settings: Settings) -> StagePools:
-    client = make_client(settings.request_timeout_seconds)
+    client = make_client(settings.request_timeout_seconds, settings.internal_token)
 
     def pool(stage: str, urls: list[str]) -> ReplicaPool:
         return ReplicaPool(

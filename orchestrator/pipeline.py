@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +32,10 @@ from meshforge.stage_schemas import (
     ReconstructResponse,
 )
 from meshforge.storage import Storage
+from orchestrator.abandon import abandon_in_background
 from orchestrator.jobs import JobStore
+from orchestrator.public import PublicView, output_name
+from orchestrator.retrying import REDIS_UNREACHABLE, until_redis_answers
 from orchestrator.view_plan import ViewPlanner
 
 T = TypeVar("T")
@@ -46,6 +50,15 @@ STAGE_FAILURE = {
 
 class OwnershipLost(Exception):
     """The job was cancelled, or handed to another dispatcher, while this one worked on it."""
+
+
+class JobDeadlineExceeded(MeshforgeError):
+    """The job ran longer than MESHFORGE_JOB_DEADLINE_SECONDS on this attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the job ran longer than its time limit of {seconds:g} s (MESHFORGE_JOB_DEADLINE_SECONDS)"
+        )
 
 
 @dataclass
@@ -65,9 +78,27 @@ class JobRunner:
         self.storage = Storage(settings)
         self.worker_id = worker_id
         self.view_planner = ViewPlanner(pools.reconstruction)
+        # What a job record may show: storage paths relative, replicas by position (orchestrator/public.py).
+        self.public = PublicView(
+            (self.storage.inputs, self.storage.cache, self.storage.outputs, self.storage.models),
+            {p.stage: p.urls for p in (pools.images, pools.reconstruction, pools.postprocess)}
+            | {"flux-service": settings.flux_service_urls},
+        )
+        self._deadlines: dict[str, float] = {}  # job id -> time.monotonic() by which it must end
 
     async def run(self, job_id: str) -> None:
-        record = await self.store.get(job_id)
+        limit = self.settings.job_deadline_seconds
+        self._deadlines[job_id] = time.monotonic() + limit if limit > 0 else math.inf
+        try:
+            await self._run(job_id)
+        finally:
+            self._deadlines.pop(job_id, None)
+
+    async def _run(self, job_id: str) -> None:
+        # Every Redis call waits an outage out (orchestrator/retrying.py): a job is never failed, nor
+        # dropped, because Redis restarted. Once Redis is back its fenced writes go on, or are
+        # refused if the job was reaped meanwhile and is another dispatcher's now.
+        record = await self._redis(job_id, "read", lambda: self.store.get(job_id))
         stage = JobState.generating_images
         try:
             images = await self._images(job_id, record.kind, record.request)
@@ -80,9 +111,14 @@ class JobRunner:
             log.info("job %s: stopped, it was cancelled or taken over", job_id)
         except MeshforgeError as exc:
             await self._fail(job_id, f"{STAGE_FAILURE.get(stage, 'job failed')}: {exc.message}")
-        except Exception as exc:
+        except Exception:
+            # The exception's text may hold internal addresses and paths: the log gets it, not the job.
             log.exception("job %s: unexpected error", job_id)
-            await self._fail(job_id, f"{STAGE_FAILURE.get(stage, 'job failed')}: internal error ({exc})")
+            failure = STAGE_FAILURE.get(stage, "job failed")
+            await self._fail(job_id, f"{failure}: internal error; see the dispatcher log (job {job_id})")
+
+    async def _redis(self, job_id: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        return await until_redis_answers(call, f"job {job_id}: {what}")
 
     def _tier(self, request: dict[str, Any]) -> TierProfile:
         return self.settings.tier(QualityTier(request["quality_tier"]))
@@ -180,21 +216,29 @@ class JobRunner:
         body: BaseModel,
         response_model: type[T],
     ) -> T:
-        if not await self.store.enter_stage(job_id, self.worker_id, state, message):
+        if time.monotonic() >= self._deadlines.get(job_id, math.inf):
+            raise JobDeadlineExceeded(self.settings.job_deadline_seconds)
+        entered = await self._redis(
+            job_id, "enter stage", lambda: self.store.enter_stage(job_id, self.worker_id, state, message)
+        )
+        if not entered:
             raise OwnershipLost
         started, started_at = time.monotonic(), time.time()
         result, replica = await self._until_cancelled(job_id, lambda: pool.post(path, body, response_model))
         detail = dict(getattr(result, "detail", {}) or {})
         detail.update({key: getattr(result, key) for key in ("vertices", "faces") if hasattr(result, key)})
-        detail["replica"] = replica
+        detail["replica"] = pool.urls.index(replica)
         record = StageRecord(
             backend=getattr(result, "backend", None),
             seconds=round(time.monotonic() - started, 3),
             started_at=started_at,
             finished_at=time.time(),
-            detail=detail,
+            detail=self.public.detail(detail),
         )
-        if not await self.store.record_stage(job_id, self.worker_id, state, record):
+        recorded = await self._redis(
+            job_id, "record stage", lambda: self.store.record_stage(job_id, self.worker_id, state, record)
+        )
+        if not recorded:
             raise OwnershipLost
         return result
 
@@ -211,6 +255,7 @@ class JobRunner:
             done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 return task.result()
+            watcher.result()  # raises JobDeadlineExceeded when that is why the watcher returned
             raise OwnershipLost
         finally:
             stop.set()
@@ -218,32 +263,51 @@ class JobRunner:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+                abandon_in_background(self, job_id)  # the replicas stop its work too (orchestrator.abandon)
             await watcher
 
     async def _watch(self, job_id: str, stop: asyncio.Event) -> None:
-        """Returns when the job is no longer this dispatcher's, or when asked to stop."""
-        while await self.store.is_still_mine(job_id, self.worker_id):
+        """Returns when the job is no longer this dispatcher's, or when asked to stop; raises
+        JobDeadlineExceeded once the job has run past its deadline."""
+        while await self._still_mine(job_id):
+            if time.monotonic() >= self._deadlines.get(job_id, math.inf):
+                raise JobDeadlineExceeded(self.settings.job_deadline_seconds)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.25)
             if stop.is_set():
                 return
 
+    async def _still_mine(self, job_id: str) -> bool:
+        try:
+            return await self.store.is_still_mine(job_id, self.worker_id)
+        except REDIS_UNREACHABLE as exc:
+            # Cannot tell is not "lost": the stage call goes on, and the next look asks again. If the
+            # job was reaped meanwhile, the first write after Redis returns is refused.
+            log.warning("job %s: cannot check ownership, Redis unreachable (%s)", job_id, exc)
+            return True
+
     async def _finish(self, job_id: str, asset: PostprocessResponse) -> None:
-        ok = await self.store.update(
+        fields = {
+            "progress": 100,
+            "preview_path": output_name(asset.preview_path) or "",
+            "asset_path": output_name(asset.asset_path),
+            "message": f"done: {asset.faces} faces, {asset.vertices} vertices",
+        }
+        finished = await self._redis(
             job_id,
-            self.worker_id,
-            state=JobState.completed.value,
-            progress=100,
-            preview_path=asset.preview_path or "",
-            asset_path=asset.asset_path,
-            message=f"done: {asset.faces} faces, {asset.vertices} vertices",
-            owner="",
+            "finish",
+            lambda: self.store.finish(job_id, self.worker_id, JobState.completed, **fields),
         )
-        if not ok:
+        if not finished:
+            # Cancelled between the last stage's answer and this write: its asset must not stay behind.
+            abandon_in_background(self, job_id)
             raise OwnershipLost
 
     async def _fail(self, job_id: str, message: str) -> None:
         log.warning("job %s failed: %s", job_id, message)
-        await self.store.update(
-            job_id, self.worker_id, state=JobState.failed.value, message=message, owner=""
+        message = self.public.text(message)
+        await self._redis(
+            job_id,
+            "fail",
+            lambda: self.store.finish(job_id, self.worker_id, JobState.failed, message=message),
         )

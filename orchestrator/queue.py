@@ -5,6 +5,11 @@ processing list `3d:processing:{worker}` and keeps a lease key `3d:worker:{worke
 heartbeat. A job stays in its dispatcher's processing list until it is finished (acknowledged).
 When a dispatcher dies its lease expires; any dispatcher's reaper then moves that processing list
 back onto the queue's taking end, in one Lua script, so the job is neither lost nor run twice.
+
+A job id leaves a processing list only in a Lua script that has just read the job's record: the one
+that writes its end (``JobStore.finish``), a claim that finds it finished or someone else's, ``settle``,
+``requeue`` and the reaper. Nothing removes an id blindly, so a Redis error at any point leaves the
+id where it was, for the dispatcher's own reconciliation (``requeue``) or the reaper to pick up.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from redis.asyncio import Redis
 
 from meshforge import redis_keys as keys
+from orchestrator.indexes import REINDEX_LUA  # every state change keeps the state indexes exact
 
 # KEYS: processing list, queue, workers set, lease. ARGV: worker id, now, terminal states...
 # Give back every job of a worker whose lease is gone: the unfinished ones go to the queue's taking
@@ -27,11 +33,13 @@ while true do
   if not job_id then break end
   local job = 'job:' .. job_id
   local state = redis.call('HGET', job, 'state')
-  local finished = (state == false)
+  local owner = redis.call('HGET', job, 'owner')
+  local finished = (state == false) or (owner and owner ~= '' and owner ~= ARGV[1])
   for i = 3, #ARGV do if state == ARGV[i] then finished = true end end
   if not finished then
     redis.call('HSET', job, 'state', 'queued', 'owner', '', 'updated_at', ARGV[2], 'progress', 0,
                'message', 'requeued: the dispatcher running it stopped responding')
+    mf_reindex(job, state)
     redis.call('RPUSH', KEYS[2], job_id)
     moved = moved + 1
   end
@@ -40,13 +48,43 @@ redis.call('SREM', KEYS[3], ARGV[1])
 return moved
 """
 
+# KEYS: job, processing list. ARGV: job id, terminal states... Drop the id from the list if the job is
+# finished, gone or owned by another worker: it is nobody's work here any more. Returns 1 if dropped.
+_SETTLE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+local owner = redis.call('HGET', KEYS[1], 'owner')
+local done = (state == false) or (owner and owner ~= '' and owner ~= ARGV[2])
+for i = 3, #ARGV do if state == ARGV[i] then done = true end end
+if not done then return 0 end
+return redis.call('LREM', KEYS[2], 0, ARGV[1])
+"""
+
+# KEYS: job, processing list, queue. ARGV: job id, worker, now, message, terminal states... Give one
+# job of this worker's list that no slot runs back to the queue's taking end (or drop it if it is
+# finished or someone else's). Returns 1 if requeued.
+_REQUEUE_ONE = """
+local job, job_id = KEYS[1], ARGV[1]
+if redis.call('LREM', KEYS[2], 0, job_id) == 0 then return 0 end
+local state = redis.call('HGET', job, 'state')
+local owner = redis.call('HGET', job, 'owner')
+if state == false or (owner and owner ~= '' and owner ~= ARGV[2]) then return 0 end
+for i = 5, #ARGV do if state == ARGV[i] then return 0 end end
+redis.call('HSET', job, 'state', 'queued', 'owner', '', 'updated_at', ARGV[3], 'progress', 0,
+           'message', ARGV[4])
+mf_reindex(job, state)
+redis.call('RPUSH', KEYS[3], job_id)
+return 1
+"""
+
 
 class ReliableQueue:
     def __init__(self, redis: Redis, worker_id: str, lease_seconds: float) -> None:
         self.redis = redis
         self.worker_id = worker_id
         self.lease_ms = int(lease_seconds * 1000)
-        self._requeue_dead = redis.register_script(_REQUEUE_DEAD)
+        self._requeue_dead = redis.register_script(REINDEX_LUA + _REQUEUE_DEAD)
+        self._settle = redis.register_script(_SETTLE)
+        self._requeue_one = redis.register_script(REINDEX_LUA + _REQUEUE_ONE)
 
     @property
     def processing_key(self) -> str:
@@ -68,8 +106,24 @@ class ReliableQueue:
         """Wait up to ``timeout`` seconds for a job id; it lands in this worker's processing list."""
         return await self.redis.blmove(keys.QUEUE, self.processing_key, timeout, "RIGHT", "LEFT")
 
-    async def ack(self, job_id: str) -> None:
-        await self.redis.lrem(self.processing_key, 1, job_id)
+    async def held(self) -> list[str]:
+        """The job ids in this worker's processing list."""
+        return await self.redis.lrange(self.processing_key, 0, -1)
+
+    async def settle(self, job_id: str, terminal_states: list[str]) -> bool:
+        """Drop a job from this worker's list if it is finished, gone or another's; True if dropped."""
+        result = await self._settle(
+            keys=[keys.job(job_id), self.processing_key], args=[job_id, self.worker_id, *terminal_states]
+        )
+        return bool(result)
+
+    async def requeue(self, job_id: str, message: str, terminal_states: list[str]) -> bool:
+        """Give a job of this worker's list back to the queue, first in line; True if requeued."""
+        result = await self._requeue_one(
+            keys=[keys.job(job_id), self.processing_key, keys.QUEUE],
+            args=[job_id, self.worker_id, time.time(), message, *terminal_states],
+        )
+        return bool(result)
 
     async def reap(self, terminal_states: list[str]) -> int:
         """Requeue the jobs of every dispatcher whose lease has expired. Returns how many moved."""

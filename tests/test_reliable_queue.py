@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from redis.asyncio import Redis
 from meshforge import redis_keys as keys
 from meshforge.errors import Conflict, NotFound
 from meshforge.schemas import JobState
-from orchestrator.jobs import TERMINAL, JobStore
+from orchestrator.jobs import TERMINAL, Claim, JobStore
 from orchestrator.queue import ReliableQueue
 from tests.fleet import (
     DispatcherProcess,
@@ -33,11 +32,11 @@ from tests.fleet import (
     wait_for_end,
     wait_for_state,
 )
+from tests.fleet import redis_scenario as scenario
 from tests.meshes import load
 
 pytestmark = pytest.mark.fleet
 
-T = TypeVar("T")
 SHORT_LEASE = 0.3
 LONG_LEASE = 60.0
 REQUEST = {"prompt": "a red cube", "output_format": "glb", "quality_tier": "standard", "seed": 1}
@@ -53,20 +52,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.process.stop()
 
 
-def scenario(server: RedisServer, body: Callable[[Redis], Awaitable[T]]) -> T:
-    """Run ``body`` with a client of an emptied database, in a fresh event loop."""
-
-    async def main() -> T:
-        redis = Redis.from_url(server.url, decode_responses=True)
-        try:
-            await redis.flushdb()
-            return await body(redis)
-        finally:
-            await redis.aclose()
-
-    return asyncio.run(main())
-
-
 async def worker(redis: Redis, worker_id: str, lease_seconds: float) -> ReliableQueue:
     queue = ReliableQueue(redis, worker_id, lease_seconds)
     await queue.register()
@@ -77,7 +62,7 @@ async def take(queue: ReliableQueue, store: JobStore) -> str:
     """What a dispatcher slot does: move the next job to its processing list, own it, start it."""
     job_id = await queue.claim(timeout=1.0)
     assert job_id is not None, "the queue was empty"
-    assert await store.claim(job_id, queue.worker_id)
+    assert await store.claim(job_id, queue.worker_id) is Claim.run
     assert await store.enter_stage(job_id, queue.worker_id, JobState.generating_images, "drawing views")
     return job_id
 
@@ -89,7 +74,7 @@ async def wait_for_lease_to_expire(redis: Redis, worker_id: str, timeout: float 
         await asyncio.sleep(0.02)
 
 
-def test_claimed_job_sits_in_the_workers_processing_list_until_acked(redis_server: RedisServer) -> None:
+def test_claimed_job_sits_in_the_workers_processing_list_until_it_ends(redis_server: RedisServer) -> None:
     async def body(redis: Redis) -> None:
         store = JobStore(redis)
         a = await worker(redis, "worker-a", LONG_LEASE)
@@ -103,10 +88,11 @@ def test_claimed_job_sits_in_the_workers_processing_list_until_acked(redis_serve
         assert record["owner"] == "worker-a"
         assert record["attempts"] == "1"
 
-        # Still held while it runs, and even once finished, until the worker acknowledges it.
-        assert await store.update(job_id, "worker-a", state=JobState.completed.value, owner="")
+        # Held while it runs, through every fenced update; it leaves the list in the very script that
+        # writes its end, so a finished job is never left listed nor a listed job lost in between.
+        assert await store.enter_stage(job_id, "worker-a", JobState.reconstructing_3d, "meshing")
         assert await redis.lrange(a.processing_key, 0, -1) == [job_id]
-        await a.ack(job_id)
+        assert await store.finish(job_id, "worker-a", JobState.completed, asset_path="/a.glb")
         assert await redis.lrange(a.processing_key, 0, -1) == []
         assert await redis.lrange(keys.QUEUE, 0, -1) == []
         assert (await store.raw(job_id))["state"] == "completed"
@@ -138,7 +124,7 @@ def test_jobs_of_a_worker_whose_lease_expired_are_requeued_first_in_line(redis_s
         assert "requeued" in record["message"]
 
         assert await b.claim(timeout=1.0) == stranded
-        assert await store.claim(stranded, "worker-b")
+        assert await store.claim(stranded, "worker-b") is Claim.run
         assert (await store.raw(stranded))["attempts"] == "2"
         assert await b.reap(TERMINAL) == 0  # nothing is requeued twice
 
@@ -268,10 +254,12 @@ def test_cancel_removes_a_queued_job_from_the_queue(redis_server: RedisServer) -
         a = await worker(redis, "worker-a", LONG_LEASE)
         assert await a.claim(timeout=0.1) == other
         assert await a.claim(timeout=0.1) is None
-        # Cancelled between the move off the queue and the claim: the dispatcher must not run it.
+        # Cancelled between the move off the queue and the claim: the dispatcher must not run it,
+        # and the claim drops it from the processing list.
         await store.cancel(other)
-        assert not await store.claim(other, "worker-a")
+        assert await store.claim(other, "worker-a") is Claim.finished
         assert (await store.raw(other))["attempts"] == "0"
+        assert await redis.lrange(a.processing_key, 0, -1) == []
 
         with pytest.raises(NotFound):
             await store.cancel("no-such-job")
