@@ -23,7 +23,9 @@ from PIL import Image
 
 from flux_service.backends import load_backend
 from flux_service.backends.base import ImageGenerator, ImageJob, Rendered, RenderOptions
-from meshforge.errors import BackendError
+from meshforge.cancellation import add_cancel_route
+from meshforge.errors import BackendError, InvalidInput
+from meshforge.internal_token import require_internal_token
 from meshforge.schemas import MAX_SEED, HealthResponse
 from meshforge.service import (
     ExclusiveRunner,
@@ -57,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = service_app(SERVICE, lifespan=lifespan)
+require_internal_token(app, SERVICE, get_settings().internal_token)
 add_health_route(
     app,
     SERVICE,
@@ -67,6 +70,7 @@ add_health_route(
         detail=app.state.backend.detail,
     ),
 )
+add_cancel_route(app)
 
 
 @dataclass
@@ -108,7 +112,10 @@ async def _draw(request: Request, specs: Sequence[FluxImageSpec], options: FluxR
     targets = [_target_path(state.storage, spec.output_path) for spec in specs]
     jobs = [ImageJob(spec.prompt, _seed(spec.seed), spec.view) for spec in specs]
     render = RenderOptions(options.width, options.height, options.num_inference_steps, options.guidance_scale)
-    return await state.runner.run(_render_and_save, state.backend, jobs, render, targets, options.return_b64)
+    return await state.runner.run(
+        _render_and_save, state.backend, jobs, render, targets, options.return_b64,
+        job_id=options.job_id, request=request,
+    )  # fmt: skip
 
 
 def _render_and_save(
@@ -145,4 +152,7 @@ def _png_bytes(image: Image.Image) -> bytes:
 def _target_path(storage: Storage, output_path: str | None) -> Path:
     if output_path is None:
         return storage.inputs / "generated" / f"{uuid.uuid4().hex}.png"
-    return storage.inside(storage.inputs, output_path, what="output path")
+    target = storage.inside(storage.inputs, output_path, what="output path")
+    if target.suffix.lower() != ".png":
+        raise InvalidInput(f'output path "{output_path}" must name a .png file: flux-service writes PNG')
+    return target

@@ -10,27 +10,35 @@ backend (image_service.matting), which each result names in its detail, as does 
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import io
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from image_service.backends.flux_replicas import FluxReplicas
 from image_service.consistency import draw_views
-from image_service.downloads import DownloadLimits, check_dimensions, download_client, download_images
+from image_service.downloads import DownloadLimits, decode_downloaded, download_client, fetch_images
 from image_service.matting import Matting, load_matting
 from image_service.view_agreement import silhouette_of, view_agreement
+from meshforge.cancellation import add_cancel_route, await_cancellable
 from meshforge.errors import InvalidInput
-from meshforge.geometry.normalise import normalise_views
+from meshforge.geometry.normalise import normalise_views, working_side
 from meshforge.geometry.views import VIEWS_BY_NAME, view_set
 from meshforge.http import ReplicaPool, make_client
+from meshforge.images import ImageLimits, decode_image, shown_name
+from meshforge.internal_token import require_internal_token
+from meshforge.logging import work_span
+from meshforge.outbound import redact
 from meshforge.schemas import HealthResponse
 from meshforge.service import add_health_route, service_app, start_backend
 from meshforge.settings import get_settings
@@ -51,7 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.settings = settings
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
-    client = make_client(settings.request_timeout_seconds)
+    client = make_client(settings.request_timeout_seconds, settings.internal_token)
     pool = ReplicaPool(
         "flux-service",
         settings.flux_service_urls,
@@ -62,12 +70,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.generator = FluxReplicas(pool)
     app.state.matting = start_backend(SERVICE, lambda: load_matting(settings))  # a missing model stops here
     app.state.downloads = download_client()
+    # Decoding and normalising hold images in memory: at most this many jobs do it at once, more wait.
+    app.state.image_work = asyncio.Semaphore(settings.image_work_concurrency)
     yield
     await client.aclose()
     await app.state.downloads.aclose()
 
 
 app = service_app(SERVICE, lifespan=lifespan)
+require_internal_token(app, SERVICE, get_settings().internal_token)
 add_health_route(
     app,
     SERVICE,
@@ -78,10 +89,30 @@ add_health_route(
 
 
 def _job_folder(storage: Storage, job_id: str | None) -> Path:
-    return storage.job_inputs(job_id or uuid.uuid4().hex)
+    """The job's folder under inputs/. The schema allows only orchestrator-made ids; the check also
+    refuses a folder that a symbolic link would carry outside inputs/."""
+    folder = storage.job_inputs(job_id or uuid.uuid4().hex)
+    return storage.inside(storage.inputs, str(folder), what="job folder")
+
+
+def _cancellable(route: Callable[[Any, Request], Awaitable[ImagesResult]]) -> Callable[..., Any]:
+    """Run a route as the job's cancellable work: its cancel (or the caller hanging up) cancels the
+    route's task, and with it the flux calls it has in flight."""
+
+    @functools.wraps(route)
+    async def run(body: Any, request: Request) -> ImagesResult:
+        with work_span(body.job_id, SERVICE):
+            return await await_cancellable(route(body, request), job_id=body.job_id, request=request)
+
+    return run
+
+
+# The cancel reaches this service's task of the job and, forwarded, the flux replicas' work on it.
+add_cancel_route(app, forward=lambda job_id: app.state.generator.cancel(job_id))
 
 
 @app.post("/imagine/generate", response_model=ImagesResult)
+@_cancellable
 async def imagine_generate(body: ImagineGenerateRequest, request: Request) -> ImagesResult:
     started = time.monotonic()
     state = request.app.state
@@ -101,22 +132,39 @@ async def imagine_generate(body: ImagineGenerateRequest, request: Request) -> Im
 
 
 @app.post("/imagine/from-urls", response_model=ImagesResult)
+@_cancellable
 async def imagine_from_urls(body: ImagineFromUrlsRequest, request: Request) -> ImagesResult:
     started = time.monotonic()
     state = request.app.state
     views = _views_for(len(body.urls))
     limits = DownloadLimits.from_settings(state.settings)
-    images = await download_images(state.downloads, [str(url) for url in body.urls], limits)
+    urls = [str(url) for url in body.urls]
+    fetched = await fetch_images(state.downloads, urls, limits)
+    side = working_side(body.image_size)
+
+    def images() -> list[Image.Image]:  # decoded inside the bounded work, reduced on load
+        return [
+            decode_downloaded(data, shown=redact(url), fit_side=side)
+            for data, url in zip(fetched, urls, strict=True)
+        ]
+
     folder = _job_folder(state.storage, body.job_id)
     return await _normalised(request, images, views, body.image_size, folder, "url-download", started)
 
 
 @app.post("/imagine/from-paths", response_model=ImagesResult)
+@_cancellable
 async def imagine_from_paths(body: ImagineFromPathsRequest, request: Request) -> ImagesResult:
     started = time.monotonic()
     storage: Storage = request.app.state.storage
     views = _views_for(len(body.image_paths))
-    images = [_open(storage.input_image(path), path) for path in body.image_paths]
+    limits = ImageLimits.from_settings(request.app.state.settings)
+    side = working_side(body.image_size)
+    files = [(storage.input_image(path), path) for path in body.image_paths]
+
+    def images() -> list[Image.Image]:  # decoded inside the bounded work, reduced on load
+        return [_open(file, shown, limits, side) for file, shown in files]
+
     folder = _job_folder(storage, body.job_id)
     return await _normalised(request, images, views, body.image_size, folder, "uploaded-images", started)
 
@@ -128,21 +176,19 @@ def _views_for(count: int) -> list[str]:
         raise InvalidInput(str(exc)) from None
 
 
-def _open(path: Path, shown: str) -> Image.Image:
+def _open(path: Path, shown: str, limits: ImageLimits, fit_side: int) -> Image.Image:
+    """The checked image (meshforge.images: ImageRejected names the file and the reason)."""
     try:
-        image = Image.open(path)
-        check_dimensions(image.size, shown)
-        image.load()
+        return decode_image(path, shown, limits, fit_side=fit_side)
     except FileNotFoundError:
-        raise InvalidInput(f'image "{shown}" does not exist') from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise InvalidInput(f'"{shown}" could not be read as an image') from None
-    return image
+        raise InvalidInput(f'image "{shown_name(shown)}" does not exist') from None
+    except OSError:  # a folder, no permission: not something an upload could have made
+        raise InvalidInput(f'"{shown_name(shown)}" could not be read as an image') from None
 
 
 async def _normalised(
     request: Request,
-    images: list[Image.Image],
+    images: list[Image.Image] | Callable[[], list[Image.Image]],
     views: list[str],
     size: int,
     folder: Path,
@@ -155,12 +201,14 @@ async def _normalised(
     ratio = request.app.state.settings.foreground_ratio
 
     def work() -> tuple[list[np.ndarray], dict[str, object]]:
+        loaded = images() if callable(images) else images
         views_out = normalise_views(
-            images, size, matting=matting, foreground_ratio=ratio, centre_each=centre_each
+            loaded, size, matting=matting, foreground_ratio=ratio, centre_each=centre_each
         )
         return views_out, _agreement(views_out, views)
 
-    normalised, agreement = await run_in_threadpool(work)
+    async with request.app.state.image_work:  # MESHFORGE_IMAGE_WORK_CONCURRENCY bounds the memory used
+        normalised, agreement = await run_in_threadpool(work)
     paths = []
     for index, (rgba, view) in enumerate(zip(normalised, views, strict=True)):
         target = folder / "views" / f"{index:02d}-{view}.png"

@@ -16,6 +16,7 @@ the same splitting, matting and normalisation code runs as for a model's sheet.
 
 from __future__ import annotations
 
+import io
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from meshforge.errors import BackendError
 from meshforge.geometry.views import CanonicalView
 from meshforge.schemas import MAX_SEED
 from meshforge.stage_schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
+from meshforge.storage import atomic_write_bytes
 
 
 @dataclass
@@ -79,7 +81,9 @@ async def _sheet(
     target = folder / "sheet.png"
     if posed:
         answers = await _per_view(drawer, prompt, views, layout.cell, lambda _: seed, folder)
-        compose([_open(a) for a in answers], layout).save(target)
+        buffer = io.BytesIO()
+        compose([_open(a) for a in answers], layout).save(buffer, format="PNG")
+        atomic_write_bytes(target, buffer.getvalue())  # never half a sheet under its name
         how = "composed from posed renders, one per cell"
     else:
         width, height = layout.size

@@ -11,8 +11,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 
+from meshforge.cancellation import WORK, add_cancel_route, run_cancellable
+from meshforge.internal_token import require_internal_token
+from meshforge.logging import work_span
 from meshforge.schemas import HealthResponse
 from meshforge.service import add_health_route, service_app
 from meshforge.settings import get_settings
@@ -34,20 +36,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = service_app(SERVICE, lifespan=lifespan)
+require_internal_token(app, SERVICE, get_settings().internal_token)
 add_health_route(
     app,
     SERVICE,
     lambda: HealthResponse(
-        service=SERVICE, backend=app.state.backend.name, detail={"formats": sorted(app.state.backend.formats)}
+        service=SERVICE,
+        backend=app.state.backend.name,
+        busy=WORK.busy,  # jobs run side by side here; busy while any runs
+        detail={"formats": sorted(app.state.backend.formats)},
     ),
 )
+add_cancel_route(app)
 
 
 @app.post("/postprocess/clean", response_model=PostprocessResponse)
 async def clean(body: PostprocessRequest, request: Request) -> PostprocessResponse:
     storage: Storage = request.app.state.storage
     backend = request.app.state.backend
-    mesh_path = storage.shared_file(body.mesh_path)
+    mesh_path = storage.shared_file(body.mesh_path, (storage.cache,))  # the reconstruction stage's mesh
     job = FinishJob(
         mesh_path=mesh_path,
         output_path=_target(storage, body, mesh_path),
@@ -59,7 +66,8 @@ async def clean(body: PostprocessRequest, request: Request) -> PostprocessRespon
         preview_path=_preview(storage, body, mesh_path),
     )
     started = time.monotonic()
-    detail = await run_in_threadpool(backend.finish, job)
+    with work_span(body.job_id, SERVICE):
+        detail = await run_cancellable(backend.finish, job, job_id=body.job_id, request=request)
     return PostprocessResponse(
         asset_path=str(job.output_path),
         preview_path=str(job.preview_path) if job.preview_path else None,

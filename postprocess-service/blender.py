@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from meshforge.cancellation import commit_point
 from meshforge.errors import BackendError, UnsupportedFormat
 
 WORKER = Path(__file__).with_name("blender_worker.py")
@@ -67,7 +68,8 @@ def export_fbx(glb_path: Path, fbx_path: Path, *, blender_python: Path, timeout:
         if not staged.is_file():
             raise BackendError(f'Blender reported success but wrote no FBX for "{Path(glb_path).name}"')
         os.chmod(staged, 0o644)  # readable by the other services, like every other asset
-        os.replace(staged, fbx_path)
+        with commit_point():  # a cancelled job's FBX never appears (meshforge.cancellation)
+            os.replace(staged, fbx_path)
     return summary
 
 

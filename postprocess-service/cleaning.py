@@ -21,6 +21,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.spatial import cKDTree
 
+from meshforge.cancellation import check_cancelled
 from meshforge.errors import InvalidInput
 from postprocess_service.holes import fill_holes
 
@@ -136,9 +137,12 @@ def clean_mesh(
     _remove_duplicates_and_degenerates(cleaned)
     if len(cleaned.faces) == 0:
         raise InvalidInput("the mesh has no usable triangles: every face is degenerate (zero area)")
+    check_cancelled()  # each sub-step takes seconds on a large mesh: safe points between them
     _drop_small_fragments(cleaned, min_fragment_fraction)
+    check_cancelled()
     if close_holes and not cleaned.is_watertight:
         fill_holes(cleaned)
+        check_cancelled()
     _orient_outward(cleaned)
     return cleaned
 
@@ -241,6 +245,7 @@ def decimate(mesh: trimesh.Trimesh, target_faces: int) -> trimesh.Trimesh:
     must_stay_closed = bool(mesh.is_watertight)
     candidates: list[trimesh.Trimesh] = []
     for aggressiveness in _AGGRESSIVENESS:
+        check_cancelled()
         candidates.append(_decimate_to_count(mesh, target_faces, aggressiveness, must_stay_closed))
         if all(_rank(candidates[-1], target_faces, must_stay_closed)[:2]):
             break

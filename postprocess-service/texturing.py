@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
+from meshforge.cancellation import check_cancelled
 from meshforge.errors import BackendError, InvalidInput
 from postprocess_service.cleaning import vertex_colours
 
@@ -102,6 +103,7 @@ def unwrap(
             used, local = np.unique(mesh.faces[piece], return_inverse=True)
             used_per_piece.append(used)
             atlas.add_mesh(mesh.vertices[used].astype(np.float32), local.reshape(-1, 3).astype(np.uint32))
+        check_cancelled()
         atlas.generate(_chart_options(mesh), _pack_options(texture_size))
     except RuntimeError as exc:  # how xatlas reports input it cannot use; ours is a cleaned mesh
         raise BackendError(f"the mesh could not be UV-unwrapped: {exc}") from exc
@@ -174,6 +176,7 @@ def bake_texture(
     inside, band = np.zeros((size * size, 3), np.uint8), np.zeros((size * size, 3), np.uint8)
     inside_hit, band_hit = np.zeros(size * size, bool), np.zeros(size * size, bool)
     for face, x, y in _texel_chunks(*_row_strips(triangles.texel_boxes(size))):
+        check_cancelled()  # between chunks of texels: a cancelled job stops baking here
         weights = triangles.weights(face, x, y)
         depth = (weights * triangles.heights[face]).min(axis=1)  # to the nearest edge, < 0 outside
         near = depth >= -BAND_TEXELS

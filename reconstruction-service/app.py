@@ -16,8 +16,10 @@ import trimesh
 from fastapi import FastAPI, Request
 from PIL import Image, UnidentifiedImageError
 
+from meshforge.cancellation import add_cancel_route
 from meshforge.errors import InvalidInput, UnsupportedFormat
 from meshforge.geometry.views import VIEWS_BY_NAME, CanonicalView, view_set
+from meshforge.internal_token import require_internal_token
 from meshforge.schemas import HealthResponse
 from meshforge.service import (
     ExclusiveRunner,
@@ -46,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = service_app(SERVICE, lifespan=lifespan)
+require_internal_token(app, SERVICE, get_settings().internal_token)
 add_health_route(
     app,
     SERVICE,
@@ -56,6 +59,7 @@ add_health_route(
         detail={"input": app.state.backend.input.model_dump()},
     ),
 )
+add_cancel_route(app)
 
 
 @app.post("/reconstruct/mesh", response_model=ReconstructResponse)
@@ -67,10 +71,13 @@ async def reconstruct_mesh(body: ReconstructRequest, request: Request) -> Recons
             f'reconstruction writes {", ".join(MESH_FORMATS)}, not "{body.output_format}"'
         )
     views = _views(body)
-    paths = [storage.shared_file(path) for path in body.image_paths]
+    # Views come from the image stage (inputs/) or a cache; the mesh goes to cache/ only.
+    paths = [storage.shared_file(path, (storage.inputs, storage.cache)) for path in body.image_paths]
     target = _target(storage, body)
     started = time.monotonic()
-    mesh, detail = await state.runner.run(_run, state.backend, paths, views, body.resolution, target)
+    mesh, detail = await state.runner.run(
+        _run, state.backend, paths, views, body.resolution, target, job_id=body.job_id, request=request
+    )
     return ReconstructResponse(
         mesh_path=str(target),
         backend=state.backend.name,
@@ -106,7 +113,7 @@ def _views(body: ReconstructRequest) -> list[CanonicalView]:
 
 def _target(storage: Storage, body: ReconstructRequest) -> Path:
     if body.output_path is not None:
-        path = storage.shared_file(body.output_path)
+        path = storage.shared_file(body.output_path, (storage.cache,))
     else:
         path = storage.job_cache(body.job_id or str(int(time.time() * 1000))) / "reconstruction.glb"
     return path.with_suffix(f".{body.output_format}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from meshforge.cancellation import check_cancelled
 from meshforge.geometry.silhouette import foreground_mask
 from meshforge.geometry.views import CAMERA_DISTANCE, CanonicalView, camera_for
 from reconstruction_service.colours import ViewImage
@@ -29,6 +30,8 @@ CLAMP_VOXELS = 2.0  # field values are clamped to ±this many voxels; only the s
 # along them; 2 leaves a margin.
 _BLOCK = 4
 _LIPSCHITZ = 2.0
+# Points sampled at once against one view: a fraction of a second, the longest a cancel waits here.
+_SAMPLE_CHUNK = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,12 @@ def hull_field(views: Sequence[SilhouetteView], grid: Grid) -> np.ndarray:
     centre_values = _min_over_views(views, centres, floor=-margin)
     # The field jumps at an image edge the silhouette touches, so blocks there are always sampled.
     uncertain = (np.abs(centre_values) < margin) | _near_image_edge(views, centres, margin)
+    check_cancelled()  # each of these steps takes a while on a fine grid
     inside = _expand_blocks((centre_values >= margin).reshape(block_shape), grid.shape)
     field = np.where(inside, np.float32(clamp), np.float32(-clamp)).ravel()
+    check_cancelled()
     band = np.flatnonzero(_expand_blocks(uncertain.reshape(block_shape), grid.shape))
+    check_cancelled()
     field[band] = _min_over_views(views, grid.centres(band), floor=-clamp)
     return np.minimum(field, np.float32(clamp)).reshape(grid.shape)
 
@@ -130,8 +136,10 @@ def _min_over_views(views: Sequence[SilhouetteView], points: np.ndarray, *, floo
     field = np.full(len(points), np.inf, dtype=np.float32)
     active = np.arange(len(points))
     for view in views:
-        values = _sample_signed_distance(view, points[active])
-        field[active] = np.minimum(field[active], values)
+        for start in range(0, len(active), _SAMPLE_CHUNK):
+            check_cancelled()  # a cancelled job stops here, between chunks of one view's carving
+            part = active[start : start + _SAMPLE_CHUNK]
+            field[part] = np.minimum(field[part], _sample_signed_distance(view, points[part]))
         active = active[field[active] > floor]
     return np.maximum(field, np.float32(floor))
 

@@ -20,6 +20,7 @@ import trimesh
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from meshforge.cancellation import check_cancelled
 from meshforge.geometry.views import Camera
 
 # Weight of a pixel on the silhouette's one-pixel rim, relative to interior pixels.
@@ -52,6 +53,7 @@ def project_vertex_colours(
     colour_sum = np.zeros((len(vertices), 3))
     weight_sum = np.zeros(len(vertices))
     for view in views:
+        check_cancelled()  # a cancelled job stops between views (meshforge.cancellation)
         colours, weights = _view_contribution(vertices, normals, view, voxel_size)
         colour_sum += colours * weights[:, None]
         weight_sum += weights

@@ -38,6 +38,7 @@ import trimesh
 from scipy import ndimage
 from skimage import measure
 
+from meshforge.cancellation import check_cancelled
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import CAMERA_DISTANCE, FOV_DEG, FRONT, VIEWS_BY_NAME, CanonicalView
 from reconstruction_service.carving import (
@@ -95,7 +96,9 @@ def reconstruct(
         raise InvalidInput(_INCONSISTENT_VIEWS.format(detail="no point lies inside every silhouette"))
     _check_coverage(prepared, fine, field)
 
+    check_cancelled()  # between the steps too (carving checks between views, see carving.py)
     mesh = _surface(field, fine)
+    check_cancelled()
     colours = project_vertex_colours(mesh, [view.image for view in prepared], voxel_size=fine.spacing)
     mesh.visual.vertex_colors = colours
     return mesh
@@ -151,6 +154,7 @@ def _check_coverage(views: Sequence[SilhouetteView], grid: Grid, field: np.ndarr
     # Sampled points lie about stride**(1/3) voxels apart; grow each into a disc that closes the gaps.
     gap_world = grid.spacing * (stride ** (1 / 3) + 1)
     for index, view in enumerate(views):
+        check_cancelled()
         camera, mask = view.image.camera, view.image.mask
         uv, depth = camera.project(points)
         pixels = np.floor(uv).astype(int)

@@ -15,7 +15,8 @@ from typing import Any
 from flux_service.backends.base import ImageJob, Rendered, RenderOptions, chunked
 from flux_service.backends.flux_loading import LoadedFlux, load_flux
 from flux_service.backends.flux_models import ModelDefaults, check_size, defaults_for
-from meshforge.errors import InvalidInput
+from meshforge.cancellation import check_cancelled
+from meshforge.errors import InvalidInput, JobCancelled
 from meshforge.settings import Settings
 
 
@@ -64,7 +65,8 @@ class DiffusersFlux:
         images = []
         chunks = chunked(jobs, self.max_batch)
         for chunk in chunks:
-            output = self._pipeline(
+            check_cancelled()
+            output = self._call_pipeline(
                 prompt=[job.prompt for job in chunk],
                 width=options.width,
                 height=options.height,
@@ -77,9 +79,25 @@ class DiffusersFlux:
             images.extend(output.images)
         return Rendered(images, steps=steps, guidance=guidance, pipeline_calls=len(chunks))
 
+    def _call_pipeline(self, **arguments: Any) -> Any:
+        """One pipeline call that a cancelled job leaves between two denoising steps."""
+        try:
+            return self._pipeline(**arguments, callback_on_step_end=_stop_if_cancelled)
+        except JobCancelled:
+            # The pipeline skipped its own tidying up; offloaded models go back where they belong.
+            self._pipeline.maybe_free_model_hooks()
+            raise
+
     def warm_up(self) -> float:
         """One small image, so the first request does not pay for lazy CUDA/cuDNN set-up; seconds taken."""
         started = time.monotonic()
         side = 2 * self.size_multiple
         self.generate_batch([ImageJob("warm-up", 0)], RenderOptions(side, side, steps=1))
         return time.monotonic() - started
+
+
+def _stop_if_cancelled(pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+    """diffusers' step-end callback: the safe point between denoising steps. It raises rather than set
+    ``pipeline._interrupt``, which would skip the remaining steps but still decode the latents."""
+    check_cancelled()
+    return tensors

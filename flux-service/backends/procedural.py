@@ -15,6 +15,7 @@ from PIL import Image
 
 from flux_service.backends.base import ImageJob, Rendered, RenderOptions
 from flux_service.procedural import parse_prompt, render_view
+from meshforge.cancellation import check_cancelled
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import FRONT, VIEWS_BY_NAME, CanonicalView
 
@@ -33,9 +34,10 @@ class ProceduralShapes:
             )
         # Parse every prompt first, so that a bad one fails the batch before any drawing.
         shapes = [(parse_prompt(job.prompt), _canonical(job.view)) for job in jobs]
-        images = [
-            Image.fromarray(render_view(shape, view, options.width), mode="RGBA") for shape, view in shapes
-        ]
+        images = []
+        for shape, view in shapes:
+            check_cancelled()  # between images: a cancelled job stops drawing here
+            images.append(Image.fromarray(render_view(shape, view, options.width), mode="RGBA"))
         return Rendered(images, pipeline_calls=len(images))
 
 

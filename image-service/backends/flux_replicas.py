@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from meshforge.cancellation import current_job_id
 from meshforge.errors import BackendError
 from meshforge.http import ReplicaPool
 from meshforge.stage_schemas import (
@@ -32,6 +33,7 @@ class FluxReplicas:
         self._posed: bool | None = None
 
     async def draw(self, request: FluxGenerateRequest) -> FluxGenerateResponse:
+        request = request.model_copy(update={"job_id": request.job_id or current_job_id()})
         async with self._slots:
             answer, _ = await self._pool.post("/generate", request, FluxGenerateResponse)
         return answer
@@ -58,6 +60,7 @@ class FluxReplicas:
             num_inference_steps=options.num_inference_steps,
             guidance_scale=options.guidance_scale,
             return_b64=False,
+            job_id=options.job_id or current_job_id(),  # the job's cancel reaches the replicas
             images=[
                 FluxImageSpec(prompt=r.prompt, seed=r.seed, view=r.view, output_path=r.output_path)
                 for r in requests
@@ -79,6 +82,10 @@ class FluxReplicas:
             )
             for image in answer.images
         ]
+
+    async def cancel(self, job_id: str) -> int:
+        """Tell every replica to abandon ``job_id``'s drawing; never raises."""
+        return await self._pool.cancel(job_id)
 
     async def draws_posed_views(self) -> bool:
         """Asked once of the replicas' /health (all replicas of a stage run one backend)."""

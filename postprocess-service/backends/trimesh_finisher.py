@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from meshforge.cancellation import check_cancelled
 from meshforge.errors import UnsupportedFormat
 from meshforge.settings import Settings
 from meshforge.storage import atomic_write_bytes
@@ -27,7 +28,8 @@ UNTEXTURED_FORMATS = frozenset({"stl"})  # the format has no place for a texture
 
 
 class Laps:
-    """Seconds spent in each named step."""
+    """Seconds spent in each named step. The end of each step is a safe point: a cancelled job stops
+    there (meshforge.cancellation), before the next step starts."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -37,6 +39,7 @@ class Laps:
         now = time.monotonic()
         self.seconds[step] = round(now - self._clock, 3)
         self._clock = now
+        check_cancelled()
 
 
 class TrimeshFinisher:

@@ -12,6 +12,7 @@ import torch
 import trimesh
 from skimage.measure import marching_cubes
 
+from meshforge.cancellation import check_cancelled
 from meshforge.errors import InvalidInput
 from reconstruction_service.triposr.config import RendererConfig
 from reconstruction_service.triposr.decoder import NeRFMLP, query_field
@@ -32,6 +33,7 @@ def density_grid(
     total = resolution**3
     out = torch.empty(total, dtype=torch.float32, device=planes.device)
     for start in range(0, total, chunk_size):
+        check_cancelled()  # between chunks: a cancelled job frees the GPU here
         index = torch.arange(start, min(start + chunk_size, total), device=planes.device)
         i, j, k = index // (resolution * resolution), (index // resolution) % resolution, index % resolution
         points = torch.stack([axis[i], axis[j], axis[k]], dim=1)
@@ -75,10 +77,10 @@ def colours_at(
     """(N, 3) colours in 0..1 at world points."""
     planes = planes.float()
     tensor = torch.as_tensor(points, dtype=torch.float32, device=planes.device)
-    parts = [
-        query_field(decoder, planes, tensor[start : start + chunk_size], cfg).colour
-        for start in range(0, len(tensor), chunk_size)
-    ]
+    parts = []
+    for start in range(0, len(tensor), chunk_size):
+        check_cancelled()
+        parts.append(query_field(decoder, planes, tensor[start : start + chunk_size], cfg).colour)
     return torch.cat(parts).cpu().numpy() if parts else np.zeros((0, 3), np.float32)
 
 
