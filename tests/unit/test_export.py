@@ -8,6 +8,7 @@ import os
 import re
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from meshforge.errors import BackendError, InvalidInput, UnsupportedFormat
+from meshforge.errors import BackendError, InvalidInput, StorageFull, UnsupportedFormat
 from meshforge.geometry.colour import linear_to_srgb
 from postprocess_service.cleaning import load_mesh
 from postprocess_service.export import (
@@ -214,13 +215,20 @@ def test_an_existing_asset_is_replaced_whole(tmp_path: Path) -> None:
 def test_failed_write_leaves_nothing_under_the_final_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full_disk(source: str, target: str | Path) -> None:
-        raise OSError(28, "No space left on device")
+    def failing(code: int) -> Callable[[str, str | Path], None]:
+        def replace(source: str, target: str | Path) -> None:
+            raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(os, "replace", full_disk)
+        return replace
+
+    monkeypatch.setattr(os, "replace", failing(5))  # EIO
     with pytest.raises(
-        BackendError, match=re.escape('the asset "asset.glb" could not be written: No space left')
+        BackendError, match=re.escape('the asset "asset.glb" could not be written: Input/output error')
     ):
+        export_mesh(coloured_sphere(), tmp_path / "asset.glb", "glb")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(os, "replace", failing(28))  # ENOSPC: the typed error the job shows
+    with pytest.raises(StorageFull, match=re.escape("no space left on the server (writing asset.glb)")):
         export_mesh(coloured_sphere(), tmp_path / "asset.glb", "glb")
     assert list(tmp_path.iterdir()) == []
 

@@ -1,0 +1,116 @@
+"""Job events for `GET /3d/status/{id}?wait=`: wake waiting requests when their job changes state.
+
+Every script that changes a job's state PUBLISHes the new state on ``3d:events:{id}``
+(orchestrator/indexes.py). An orchestrator process holds ONE pub/sub connection, subscribed to the
+pattern ``3d:events:*`` once, and fans each message out to the requests waiting on that job: a waiting
+request sends no Redis command until its job ends (or the slow re-check below), however many wait.
+
+A message can be missed (the pub/sub connection dropped and came back): a waiter therefore also
+re-reads its job every ``FALLBACK_SECONDS``, and every waiter re-reads at once when the connection
+is re-established. The subscription is confirmed before a waiter's first read, so an end published
+after that read always reaches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from meshforge import redis_keys as keys
+from meshforge.schemas import JobStatus
+from orchestrator.indexes import TERMINAL
+
+log = logging.getLogger(__name__)
+
+FALLBACK_SECONDS = 5.0
+SUBSCRIBE_WAIT_SECONDS = 1.0  # a waiter waits this long for the subscription, then relies on re-checks
+RECONNECT_SECONDS = 0.5
+_PREFIX = keys.job_events("")
+
+
+class JobEvents:
+    """The process's one pub/sub listener, started by the first waiter."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._subscribed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def wait_for_end(
+        self, job_id: str, seconds: float, read: Callable[[], Awaitable[JobStatus]]
+    ) -> JobStatus:
+        """``read()`` once the job has ended, or after ``seconds``, whichever comes first."""
+        deadline = time.monotonic() + seconds
+        woken = asyncio.Event()
+        self._waiters.setdefault(job_id, set()).add(woken)
+        try:
+            await self._listening()
+            job = await read()
+            while not job.state.is_terminal:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(left, FALLBACK_SECONDS))
+                woken.clear()
+                job = await read()
+            return job
+        finally:
+            waiting = self._waiters.get(job_id, set())
+            waiting.discard(woken)
+            if not waiting:
+                self._waiters.pop(job_id, None)
+
+    async def _listening(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT_SECONDS)
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.psubscribe(keys.JOB_EVENTS_PATTERN)
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None:
+                        self._deliver(message)
+            except (RedisError, OSError) as exc:
+                log.warning("job events: lost the pub/sub connection (%s); reconnecting", exc)
+            finally:
+                self._subscribed.clear()
+                self._wake_all()  # whatever was published meanwhile, the waiters re-read
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _deliver(self, message: dict) -> None:
+        if message["type"] == "psubscribe":
+            self._subscribed.set()
+            return
+        if message["type"] != "pmessage":
+            return
+        state = message["data"]
+        if state and state not in TERMINAL:
+            return  # only an end (or a deleted record, sent as "") answers a waiting request
+        for woken in self._waiters.get(str(message["channel"]).removeprefix(_PREFIX), ()):
+            woken.set()
+
+    def _wake_all(self) -> None:
+        for waiting in self._waiters.values():
+            for woken in waiting:
+                woken.set()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
