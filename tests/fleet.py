@@ -6,6 +6,7 @@ share models/ inputs/ outputs/ cache/ in production.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -14,12 +15,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import httpx
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from tests.gltf_validator import assert_valid_glb
 
@@ -77,6 +80,28 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+
+
+T = TypeVar("T")
+
+
+class HasRedisUrl(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+def redis_scenario(server: HasRedisUrl, body: Callable[[AsyncRedis], Awaitable[T]]) -> T:
+    """Run ``body`` with an asyncio client of the server's database, emptied first, in a fresh loop."""
+
+    async def main() -> T:
+        client = AsyncRedis.from_url(server.url, decode_responses=True)
+        try:
+            await client.flushdb()
+            return await body(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
 
 
 @dataclass
