@@ -7,12 +7,15 @@ into the same types, so a message written deep inside a backend reaches the job 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class MeshforgeError(Exception):
     """Base of every error meshforge raises on purpose. ``message`` is meant for people."""
 
     status_code = 500
     code = "internal_error"
+    headers: ClassVar[dict[str, str]] = {}  # sent with the error answer (e.g. WWW-Authenticate)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -50,6 +53,12 @@ class Conflict(MeshforgeError):
     code = "conflict"
 
 
+class JobCancelled(Conflict):
+    """The job's work was abandoned at a safe point: it was cancelled, or its dispatcher gave it up."""
+
+    code = "job_cancelled"
+
+
 class PayloadTooLarge(MeshforgeError):
     status_code = 413
     code = "payload_too_large"
@@ -62,6 +71,43 @@ class ServiceBusy(MeshforgeError):
     code = "busy"
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unauthorized(MeshforgeError):
+    """API keys are configured and the request carries none, or one that is not valid."""
+
+    status_code = 401
+    code = "unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="meshforge"'}
+
+
+class Forbidden(MeshforgeError):
+    """The caller's key is valid but the job or upload belongs to another key."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimited(MeshforgeError):
+    """A per-key quota (requests per minute, concurrent jobs) is used up; retry after ``retry_after`` s."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QueueFull(MeshforgeError):
+    """The job queue holds as many jobs as the operator allows; retry after ``retry_after`` s."""
+
+    status_code = 503
+    code = "queue_full"
+
+    def __init__(self, message: str, retry_after: float = 10.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -80,6 +126,13 @@ class BackendError(MeshforgeError):
     code = "backend_error"
 
 
+class StorageFull(MeshforgeError):
+    """The shared storage has no space left (ENOSPC): nothing half-written was left under a file's name."""
+
+    status_code = 507
+    code = "storage_full"
+
+
 class ModelNotFound(MeshforgeError):
     """Model weights a backend needs are not under models/; raised at start-up, never at request time."""
 
@@ -96,10 +149,16 @@ ERRORS_BY_CODE: dict[str, type[MeshforgeError]] = {
         UnsupportedFormat,
         NotFound,
         Conflict,
+        JobCancelled,
         PayloadTooLarge,
+        Unauthorized,
+        Forbidden,
+        RateLimited,
+        QueueFull,
         ServiceBusy,
         StageUnavailable,
         BackendError,
+        StorageFull,
         ModelNotFound,
     )
 }

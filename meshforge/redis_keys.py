@@ -30,3 +30,46 @@ def worker_alive(worker_id: str) -> str:
 def job_events(job_id: str) -> str:
     """Pub/sub channel announcing that a job's record changed."""
     return f"3d:events:{job_id}"
+
+
+def jobs_of(key_name: str) -> str:
+    """Sorted set of the job ids created with one API key, scored by creation time (its /3d/jobs)."""
+    return f"3d:jobs:key:{key_name}"
+
+
+def active_jobs(key_name: str) -> str:
+    """Sorted set of one API key's jobs not known to be finished, for its concurrent-jobs limit."""
+    return f"3d:active:{key_name}"
+
+
+def requests_of(key_name: str) -> str:
+    """Sorted set of one API key's admitted requests of the last minute, for its rate limit."""
+    return f"3d:rate:{key_name}"
+
+
+def upload(upload_id: str) -> str:
+    """String holding the name of the API key an upload (inputs/uploads/<id>/) belongs to."""
+    return f"upload:{upload_id}"
+
+
+JOBS_ENDED = "3d:jobs:ended"
+"""Sorted set of finished (completed, failed, cancelled) job ids, scored by when they ended: retention."""
+
+RETENTION_LOCK = "3d:retention:lock"
+"""Held (SET NX PX) by the one dispatcher sweeping expired jobs and files at a time."""
+
+INDEXES_BUILT = "3d:jobs:indexed"
+"""Set once the per-state indexes hold every job made before they existed (the one-time backfill)."""
+
+JOB_EVENTS_PATTERN = "3d:events:*"
+"""Every job's event channel (``job_events``), as one pattern subscription."""
+
+
+def jobs_in_state(state: str) -> str:
+    """Sorted set of the job ids in one state, scored by creation time (``/3d/jobs?state=``)."""
+    return f"3d:jobs:state:{state}"
+
+
+def jobs_of_in_state(key_name: str, state: str) -> str:
+    """Sorted set of one API key's job ids in one state, scored by creation time."""
+    return f"3d:jobs:key:{key_name}:state:{state}"

@@ -6,14 +6,52 @@ The internal APIs between the dispatcher and the stage services are in meshforge
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
+from fastapi import Path
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+
+from meshforge.text import (
+    MAX_IMAGE_PATH_CHARS,
+    check_image_path,
+    check_image_url,
+    check_job_id,
+    clean_prompt,
+)
 
 MAX_SEED = 2**32 - 1
+# A job id as the orchestrator makes them (uuid4().hex, orchestrator.jobs.new_job_id): every service
+# refuses any other, so an id can never name a path outside the shared folders.
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 # Image counts that have a canonical view layout (meshforge.geometry.views.VIEW_SETS holds the cameras).
 ViewCount = Literal[1, 4, 8]
 CANONICAL_VIEW_COUNTS: tuple[int, ...] = get_args(ViewCount)
+MAX_IMAGES = max(CANONICAL_VIEW_COUNTS)
+
+# A job id in a route's path: a malformed one is a 422 with a message, a well-formed unknown one a 404.
+JobId = Annotated[
+    str,
+    AfterValidator(check_job_id),
+    Path(description="A job id as returned on creation", json_schema_extra={"pattern": JOB_ID_PATTERN}),
+]
+# What image_paths / image_urls items must look like (meshforge.text says why); refused items are named.
+ImagePath = Annotated[
+    str,
+    AfterValidator(check_image_path),
+    Field(
+        examples=["uploads/<id>/00.png"],
+        json_schema_extra={"minLength": 1, "maxLength": MAX_IMAGE_PATH_CHARS},
+    ),
+]
+ImageUrl = Annotated[HttpUrl, BeforeValidator(check_image_url)]
 
 
 class OutputFormat(StrEnum):
@@ -89,28 +127,35 @@ class JobOptions(BaseModel):
 
 
 class GenerateRequest(JobOptions):
-    prompt: str = Field(min_length=1, max_length=2000, examples=["a red cube"])
+    prompt: str = Field(
+        min_length=1,
+        max_length=2000,
+        examples=["a red cube"],
+        description="Tabs and line breaks count as spaces; other control characters are refused",
+    )
 
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
-        value = value.strip()
+        value = clean_prompt(value).strip()
         if not value:
             raise ValueError("the prompt is empty: describe the object to generate, e.g. 'a red cube'")
         return value
 
 
 class FromImageRequest(JobOptions):
-    # minItems/maxItems document the rule; the validator below words the error.
-    image_urls: list[HttpUrl] | None = Field(
+    # minItems documents the rule the validator below words; max_length bounds the list before its items.
+    image_urls: list[ImageUrl] | None = Field(
         default=None,
+        max_length=MAX_IMAGES,
         description="http(s) URLs of 1, 4 or 8 views",
-        json_schema_extra={"minItems": 1, "maxItems": 8},
+        json_schema_extra={"minItems": 1},
     )
-    image_paths: list[str] | None = Field(
+    image_paths: list[ImagePath] | None = Field(
         default=None,
+        max_length=MAX_IMAGES,
         description="Paths under inputs/ (as returned by POST /3d/upload) of 1, 4 or 8 views",
-        json_schema_extra={"minItems": 1, "maxItems": 8},
+        json_schema_extra={"minItems": 1},
     )
 
     @model_validator(mode="after")
@@ -171,6 +216,9 @@ class ErrorResponse(BaseModel):
 
     detail: str = Field(description="What went wrong, in words meant for people")
     code: str = Field(description="A stable machine-readable code, e.g. invalid_request, not_found")
+    request_id: str | None = Field(
+        default=None, description="Only on 500 internal_error: the id the server log names (X-Request-ID)"
+    )
 
 
 class HealthResponse(BaseModel):

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from meshforge.errors import MeshforgeError, ServiceBusy
-from meshforge.logging import configure_logging
+from meshforge.cancellation import run_cancellable
+from meshforge.errors import MeshforgeError, ServiceBusy, StorageFull
+from meshforge.logging import configure_logging, work_span
+from meshforge.request_id import RequestIdMiddleware, internal_error_body, request_id_of
 from meshforge.schemas import ErrorResponse, HealthResponse
+from meshforge.storage import NO_SPACE_ERRNOS, disk_full_message
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -24,11 +28,15 @@ log = logging.getLogger(__name__)
 
 ERROR_MEANINGS = {
     400: "The body could not be parsed",
+    401: "An API key is needed (Authorization: Bearer <key>) or the one sent is not valid",
+    403: "The job or upload belongs to another API key",
     404: "Not found",
     409: "Not in a state that allows this",
     413: "Too large",
     422: "The request is invalid; detail says why",
+    429: "A per-key quota is used up: try again after Retry-After seconds",
     503: "Busy or unavailable: try again (Retry-After) or another replica",
+    507: "No space left on the server's storage: try again later",
 }
 
 
@@ -40,8 +48,9 @@ def documented_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 def service_app(title: str, **kwargs: Any) -> FastAPI:
     """A FastAPI app whose OpenAPI says what every route's errors look like (FastAPI's own 422 schema
     is replaced by ours), with the error handlers that make it true."""
-    app = FastAPI(title=title, responses=documented_errors(400, 422, 503), **kwargs)
+    app = FastAPI(title=title, responses=documented_errors(400, 422, 503, 507), **kwargs)
     install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)  # keep it the outermost: every answer gets X-Request-ID
     return app
 
 
@@ -54,9 +63,11 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
         if error.get("type") == "missing":
             message = "this field is required" if location else "the request needs a JSON body"
         elif error.get("type") == "model_attributes_type" and not location:
-            message = "the request body must be a JSON object"
+            message = "the request body must be a JSON object, sent as Content-Type: application/json"
         elif error.get("type") == "json_invalid":
             message = "the request body is not valid JSON"
+        elif error.get("type") == "too_long" and "max_length" in error.get("ctx", {}):
+            message = f"give at most {error['ctx']['max_length']} items"
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts) or "the request is invalid"
 
@@ -64,6 +75,8 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    # A lone surrogate echoed from the input (JSON allows "\ud800") cannot be encoded as UTF-8.
+    message = message.encode("utf-8", "replace").decode()
     return JSONResponse({"detail": message, "code": code}, status_code=status, headers=headers)
 
 
@@ -72,10 +85,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MeshforgeError)
     async def _meshforge_error(_: Request, exc: MeshforgeError) -> JSONResponse:
-        headers = (
-            {"Retry-After": str(max(1, round(exc.retry_after)))} if isinstance(exc, ServiceBusy) else None
-        )
-        return error_response(exc.status_code, exc.code, exc.message, headers)
+        headers = dict(exc.headers)
+        retry_after = getattr(exc, "retry_after", None)  # busy, rate-limited, queue full
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return error_response(exc.status_code, exc.code, exc.message, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -86,10 +100,21 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, "http_error", str(exc.detail), exc.headers)
 
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        # A full disk anywhere a service writes is the typed StorageFull (507), not an internal error.
+        if exc.errno in NO_SPACE_ERRNOS:
+            name = PurePath(str(exc.filename)).name if exc.filename else "a file"
+            full = StorageFull(disk_full_message(name))
+            return error_response(full.status_code, full.code, full.message)
+        raise exc
+
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return error_response(500, "internal_error", f"internal error: {type(exc).__name__}: {exc}")
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # RequestIdMiddleware answers (and logs) first; this is the net for errors raised outside it.
+        request_id = request_id_of(request.scope)
+        log.exception("unexpected error (request id %s)", request_id)
+        return JSONResponse(internal_error_body(request_id), status_code=500)
 
 
 class ExclusiveRunner:
@@ -108,11 +133,17 @@ class ExclusiveRunner:
     def busy(self) -> bool:
         return self._lock.locked()
 
-    async def run(self, func: Callable[..., R], *args: Any) -> R:
+    async def run(
+        self, func: Callable[..., R], *args: Any, job_id: str | None = None, request: Request | None = None
+    ) -> R:
+        """Run ``func(*args)`` as cancellable work of ``job_id`` (meshforge.cancellation): cancelling the
+        job, or the caller hanging up (``request``), stops it at its next safe point, and the replica is
+        free again as soon as the work has stopped."""
         if self._lock.locked():
             raise ServiceBusy(f"{self._service} is busy with another job", retry_after=self._retry_after)
         async with self._lock:
-            return await run_in_threadpool(func, *args)
+            with work_span(job_id, self._service):
+                return await run_cancellable(func, *args, job_id=job_id, request=request)
 
 
 def start_backend(service: str, load: Callable[[], R]) -> R:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from meshforge.addresses import AllowedNetworks
 from meshforge.schemas import QualityTier
 from meshforge.stage_schemas import ViewConsistency
 
@@ -122,6 +123,44 @@ class Settings(BaseSettings):
     download_timeout_seconds: float = 20.0
     download_max_redirects: int = Field(default=3, ge=0, le=20)
     download_content_types: list[str] = ["image/png", "image/jpeg", "image/webp", "image/bmp", "image/tiff"]
+
+    # API keys, ownership and quotas (docs/security.md). Keys are off, and /3d/* open, unless a key list
+    # is given: a JSON list of {"name", "sha256", "admin", "requests_per_minute", "max_concurrent_jobs"}
+    # in a file (relative to the working dir) and/or inline. Limits: 0 means no limit.
+    api_keys_file: Path | None = None
+    api_keys: str | None = None
+    default_requests_per_minute: int = Field(default=60, ge=0)  # per key: job-creating routes, uploads
+    default_max_concurrent_jobs: int = Field(default=4, ge=0)  # per key: jobs not yet finished
+    max_queued_jobs: int = Field(default=1000, ge=0)  # global: beyond this many waiting jobs, 503
+
+    # The fleet's shared secret (docs/security.md). Set: every stage service refuses requests without
+    # the header X-Meshforge-Internal-Token carrying it (401), and every internal client sends it.
+    # Empty (the default, the embedded `make run`): the stage services are open, as on loopback.
+    internal_token: str = ""
+
+    # Untrusted images (meshforge/images.py): width × height allowed in an upload, download or file
+    # under inputs/, checked from the header before decoding; and how many normalisation/decoding jobs
+    # one image-service runs at once (more wait), which bounds its memory.
+    max_image_pixels: int = Field(default=16_000_000, ge=1024)
+    image_work_concurrency: int = Field(default=2, ge=1)
+
+    # Delivery guarantees (docs/architecture.md): a job claimed this many times (its dispatcher died
+    # or stalled each time) ends failed instead of being requeued again; and how long one attempt may
+    # run before it fails (0: no limit).
+    max_attempts: int = Field(default=3, ge=1)
+    job_deadline_seconds: float = Field(default=3600.0, ge=0)
+
+    # Outbound fetches (image URLs; meshforge.outbound): networks reachable although not public, as a
+    # JSON list or comma-separated CIDRs, e.g. ["10.1.2.0/24"]. Empty: only public addresses.
+    outbound_allowed_networks: AllowedNetworks = ()
+
+    # Retention (orchestrator/retention.py): a finished job, its record and files are deleted this long
+    # after it ended, and an upload no unfinished job uses this long after it was made (0: kept forever);
+    # dispatchers sweep this often, deleting at most retention_batch jobs per sweep.
+    job_retention_seconds: float = Field(default=604800.0, ge=0)
+    upload_retention_seconds: float = Field(default=86400.0, ge=0)
+    retention_sweep_seconds: float = Field(default=60.0, gt=0)
+    retention_batch: int = Field(default=500, ge=1)
 
     tiers: dict[QualityTier, TierProfile] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
 

@@ -5,12 +5,33 @@ Not part of the public contract: they change with the services. The public API i
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, HttpUrl, model_validator
+from pydantic import AfterValidator, BaseModel, Field, HttpUrl, model_validator
 
-from meshforge.schemas import MAX_SEED, Origin, OutputFormat, QualityTier, ViewCount
+from meshforge.schemas import JOB_ID_PATTERN, MAX_SEED, Origin, OutputFormat, QualityTier, ViewCount
+
+# A path passed between services is checked against the shared folders by the service that gets it
+# (meshforge.storage); these bounds refuse what no real path is before any file system call.
+MAX_PATH_CHARS = 4096
+
+
+def _job_id(value: str) -> str:
+    if not re.fullmatch(JOB_ID_PATTERN, value):
+        raise ValueError("a job id is 32 lowercase hexadecimal characters, as the orchestrator makes them")
+    return value
+
+
+def _shared_path(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("a path cannot contain a NUL character")
+    return value
+
+
+JobId = Annotated[str, AfterValidator(_job_id), Field(json_schema_extra={"pattern": JOB_ID_PATTERN})]
+SharedPath = Annotated[str, Field(min_length=1, max_length=MAX_PATH_CHARS), AfterValidator(_shared_path)]
 
 
 class ViewConsistency(StrEnum):
@@ -26,7 +47,7 @@ class ImagineGenerateRequest(BaseModel):
     num_views: ViewCount = 8
     image_size: int = Field(default=512, ge=32, le=2048)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-    job_id: str | None = None
+    job_id: JobId | None = None
     quality_tier: QualityTier = QualityTier.standard
     consistency: ViewConsistency | None = Field(
         default=None, description="Overrides the quality tier's view-consistency strategy"
@@ -36,13 +57,13 @@ class ImagineGenerateRequest(BaseModel):
 class ImagineFromUrlsRequest(BaseModel):
     urls: list[HttpUrl] = Field(min_length=1)
     image_size: int = Field(default=512, ge=32, le=2048)
-    job_id: str | None = None
+    job_id: JobId | None = None
 
 
 class ImagineFromPathsRequest(BaseModel):
-    image_paths: list[str] = Field(min_length=1)
+    image_paths: list[SharedPath] = Field(min_length=1)
     image_size: int = Field(default=512, ge=32, le=2048)
-    job_id: str | None = None
+    job_id: JobId | None = None
 
 
 class ImagesResult(BaseModel):
@@ -67,7 +88,7 @@ class FluxImageSpec(BaseModel):
     view: str | None = Field(
         default=None, description="Canonical view name; backends that pose objects use it"
     )
-    output_path: str | None = Field(default=None, description="Where to write the PNG, under inputs/")
+    output_path: SharedPath | None = Field(default=None, description="Where to write the PNG, under inputs/")
 
 
 class FluxRenderOptions(BaseModel):
@@ -82,6 +103,7 @@ class FluxRenderOptions(BaseModel):
         default=None, ge=0, le=30, description="none: the model's default (schnell 0, dev 3.5)"
     )
     return_b64: bool = Field(default=True, description="false: only image_path, to keep answers small")
+    job_id: JobId | None = Field(default=None, description="The job drawn for: its cancel stops the call")
 
 
 class FluxGenerateRequest(FluxRenderOptions, FluxImageSpec):
@@ -132,12 +154,12 @@ class ReconstructionInput(BaseModel):
 
 
 class ReconstructRequest(BaseModel):
-    image_paths: list[str] = Field(min_length=1)
+    image_paths: list[SharedPath] = Field(min_length=1)
     output_format: str = "glb"
     views: list[str] | None = Field(default=None, description="Canonical view names, one per image")
     resolution: int = Field(default=96, ge=16, le=512)
-    output_path: str | None = None
-    job_id: str | None = None
+    output_path: SharedPath | None = None
+    job_id: JobId | None = None
 
 
 class ReconstructResponse(BaseModel):
@@ -150,15 +172,15 @@ class ReconstructResponse(BaseModel):
 
 
 class PostprocessRequest(BaseModel):
-    mesh_path: str
+    mesh_path: SharedPath
     output_format: OutputFormat = OutputFormat.glb
     target_faces: int | None = Field(default=None, ge=100)
     origin: Origin = Origin.bottom
     height_m: float | None = Field(default=None, gt=0)
     texture_size: int = Field(default=1024, ge=64, le=8192)
-    output_path: str | None = None
+    output_path: SharedPath | None = None
     preview: bool = True
-    job_id: str | None = None
+    job_id: JobId | None = None
 
 
 class PostprocessResponse(BaseModel):

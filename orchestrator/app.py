@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from meshforge.errors import StageUnavailable
 from meshforge.http import ReplicaPool, make_client
-from meshforge.service import service_app
+from meshforge.service import error_response, service_app
 from meshforge.settings import Settings, get_settings
 from meshforge.storage import Storage
+from orchestrator.auth import load_keys
+from orchestrator.events import JobEvents
 from orchestrator.jobs import JobStore
+from orchestrator.quotas import Quotas
 from orchestrator.routes import router
+
+log = logging.getLogger("orchestrator")
+REDIS_RETRY_AFTER = 2  # seconds: Redis restarting from its append-only file is back within a few
 
 DESCRIPTION = """Prompt or images → 3D asset (GLB, OBJ, FBX).
 
 Create a job with `POST /3d/generate` or `POST /3d/from-image`, follow it with `GET /3d/status/{job_id}`
 (add `?wait=30` to wait for the end), then fetch the file with `GET /3d/download/{job_id}`.
+
+When the server has API keys configured, every `/3d/*` call needs `Authorization: Bearer <key>` (401
+otherwise); a key sees and acts on its own jobs and uploads (403 for others'), within its quotas (429
+with `Retry-After`). A full queue answers 503 with `Retry-After`.
 """
 
 
@@ -30,11 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage = Storage(settings)
         storage.ensure()
         redis = Redis.from_url(settings.redis_url, decode_responses=True)
-        client = make_client(5.0)
+        client = make_client(5.0, settings.internal_token)  # the stages' /health, with the fleet token
         app.state.settings = settings
         app.state.storage = storage
         app.state.redis = redis
         app.state.jobs = JobStore(redis)
+        app.state.events = JobEvents(redis)  # one pub/sub connection for every ?wait= request
+        app.state.keys = load_keys(settings)  # API keys: off unless configured (orchestrator/auth.py)
+        app.state.quotas = Quotas(redis, settings.max_queued_jobs)
         app.state.pools = {
             name: ReplicaPool(name, urls, client)
             for name, urls in (
@@ -45,12 +63,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         }
         yield
+        await app.state.events.aclose()
         await client.aclose()
         await redis.aclose()
 
     app = service_app("meshforge", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
+    app.add_exception_handler(RedisConnectionError, _redis_unreachable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unreachable)
     return app
+
+
+async def _redis_unreachable(_: Request, exc: Exception) -> JSONResponse:
+    """Redis restarting is an outage, not a bug: callers get a 503 they can retry, never a 500."""
+    log.warning("Redis unreachable: %s", exc)
+    message = "the job database is unreachable for a moment; try again shortly"
+    return error_response(503, StageUnavailable.code, message, {"Retry-After": str(REDIS_RETRY_AFTER)})
 
 
 app = create_app()

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
-from meshforge.errors import Conflict, NotFound
+from meshforge.errors import Conflict, InvalidInput, NotFound
+from meshforge.outbound import precheck_url
 from meshforge.schemas import (
     MAX_SEED,
     FromImageRequest,
     GenerateRequest,
     HealthResponse,
     JobCreated,
+    JobId,
     JobList,
     JobOptions,
     JobState,
@@ -26,7 +26,18 @@ from meshforge.schemas import (
     UploadResponse,
 )
 from meshforge.service import documented_errors as errors
-from orchestrator.jobs import JobStore
+from meshforge.storage import Storage
+from orchestrator.auth import (
+    Caller,
+    CallerDep,
+    InternalsDep,
+    check_job_access,
+    check_upload_access,
+    record_upload,
+)
+from orchestrator.events import JobEvents
+from orchestrator.jobs import JobStore, new_job_id
+from orchestrator.quotas import Quotas
 from orchestrator.uploads import check_image_paths, check_view_count, store_uploads
 
 router = APIRouter()
@@ -56,40 +67,61 @@ def _created(job_id: str) -> JobCreated:
     return JobCreated(job_id=job_id, status_url=f"/3d/status/{job_id}")
 
 
-@router.post("/3d/generate", response_model=JobCreated, tags=["jobs"])
-async def generate(body: GenerateRequest, request: Request) -> JobCreated:
+async def _create(request: Request, caller: Caller, kind: str, body: dict[str, Any]) -> str:
+    """Admit the job under the caller's quotas and the queue cap, then record and queue it."""
+    job_id = new_job_id()
+    quotas: Quotas = request.app.state.quotas
+    await quotas.admit_job(caller, job_id)
+    return await _store(request).create(kind, body, api_key=caller.name, job_id=job_id)
+
+
+@router.post("/3d/generate", response_model=JobCreated, tags=["jobs"], responses=errors(401, 429))
+async def generate(body: GenerateRequest, request: Request, caller: CallerDep) -> JobCreated:
     """Prompt → 3D asset. Returns at once; follow `status_url`."""
     _fix_seed(body)
-    return _created(await _store(request).create("prompt", body.model_dump(mode="json")))
+    return _created(await _create(request, caller, "prompt", body.model_dump(mode="json")))
 
 
-@router.post("/3d/from-image", response_model=JobCreated, tags=["jobs"])
-async def from_image(body: FromImageRequest, request: Request) -> JobCreated:
+@router.post("/3d/from-image", response_model=JobCreated, tags=["jobs"], responses=errors(401, 403, 429))
+async def from_image(body: FromImageRequest, request: Request, caller: CallerDep) -> JobCreated:
     """Image(s) → 3D asset: 1, 4 or 8 views in the canonical order, as URLs or as paths under inputs/."""
     if body.image_paths is not None:
         check_image_paths(request.app.state.storage, body.image_paths)
+        await check_upload_access(request.app.state.redis, caller, body.image_paths)
     else:
         check_view_count(len(body.image_urls or []))
+        allowed = request.app.state.settings.outbound_allowed_networks
+        for url in body.image_urls or []:  # refused now where no network is needed to know (SSRF)
+            precheck_url(str(url), allowed)
     _fix_seed(body)
-    return _created(await _store(request).create("images", body.model_dump(mode="json", exclude_none=True)))
+    return _created(await _create(request, caller, "images", body.model_dump(mode="json", exclude_none=True)))
 
 
 @router.post(
-    "/3d/upload", response_model=UploadResponse, status_code=201, tags=["jobs"], responses=errors(413)
+    "/3d/upload",
+    response_model=UploadResponse,
+    status_code=201,
+    tags=["jobs"],
+    responses=errors(401, 413, 429),
 )
-async def upload(request: Request, files: Annotated[list[UploadFile], File()]) -> UploadResponse:
+async def upload(
+    request: Request, files: Annotated[list[UploadFile], File()], caller: CallerDep
+) -> UploadResponse:
     """Store images under inputs/; pass the returned paths as `image_paths` to `/3d/from-image`."""
     settings = request.app.state.settings
+    await request.app.state.quotas.admit_upload(caller, new_job_id())
     paths = await store_uploads(
         request.app.state.storage, files, settings.max_upload_bytes, settings.max_images
     )
+    await record_upload(request.app.state.redis, caller, paths)
     return UploadResponse(image_paths=paths)
 
 
-@router.get("/3d/status/{job_id}", response_model=JobStatus, tags=["jobs"], responses=errors(404))
+@router.get("/3d/status/{job_id}", response_model=JobStatus, tags=["jobs"], responses=errors(401, 403, 404))
 async def status(
-    job_id: str,
+    job_id: JobId,
     request: Request,
+    caller: CallerDep,
     wait: Annotated[
         float,
         Query(
@@ -100,23 +132,24 @@ async def status(
     ] = 0,
 ) -> JobStatus:
     store = _store(request)
-    job = await store.get(job_id)
-    deadline = time.monotonic() + wait
-    while not job.state.is_terminal and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        job = await store.get(job_id)
-    return job
+    await check_job_access(store, caller, job_id)
+    if wait <= 0:
+        return await store.get(job_id)
+    # Woken by the job's end event, not by polling (orchestrator/events.py).
+    events: JobEvents = request.app.state.events
+    return await events.wait_for_end(job_id, wait, lambda: store.get(job_id))
 
 
 @router.get(
     "/3d/download/{job_id}",
     tags=["jobs"],
     response_class=FileResponse,
-    responses=errors(404, 409),
+    responses=errors(401, 403, 404, 409),
 )
-async def download(job_id: str, request: Request) -> FileResponse:
+async def download(job_id: JobId, request: Request, caller: CallerDep) -> FileResponse:
+    await check_job_access(_store(request), caller, job_id)
     job = await _store(request).get(job_id)
-    path = _finished_file(job, job.asset_path, "asset", "downloaded")
+    path = _finished_file(request, job, job.asset_path, "asset", "downloaded")
     suffix = OutputFormat(job.request["output_format"]).asset_suffix
     return FileResponse(path, media_type=MEDIA_TYPES[suffix], filename=f"{job_id}{suffix}")
 
@@ -125,49 +158,63 @@ async def download(job_id: str, request: Request) -> FileResponse:
     "/3d/preview/{job_id}",
     tags=["jobs"],
     response_class=FileResponse,
-    responses=errors(404, 409),
+    responses=errors(401, 403, 404, 409),
 )
-async def preview(job_id: str, request: Request) -> FileResponse:
+async def preview(job_id: JobId, request: Request, caller: CallerDep) -> FileResponse:
     """A PNG preview of the finished asset."""
+    await check_job_access(_store(request), caller, job_id)
     job = await _store(request).get(job_id)
-    path = _finished_file(job, job.preview_path, "preview", "fetched")
+    path = _finished_file(request, job, job.preview_path, "preview", "fetched")
     return FileResponse(path, media_type="image/png", filename=f"{job_id}.png")
 
 
-def _finished_file(job: JobStatus, path: str | None, what: str, verb: str) -> Path:
-    """A file a completed job left behind: 409 before completion, 404 once it is gone from disk."""
+def _finished_file(request: Request, job: JobStatus, path: str | None, what: str, verb: str) -> Path:
+    """A file a completed job left behind: 409 before completion, 404 once it is gone from disk.
+
+    The record names it relative to outputs/ (older records: an absolute path inside outputs/)."""
     if job.state != JobState.completed or not path:
         raise Conflict(
             f"job {job.job_id} is {job.state.value}; its {what} can be {verb} once it is completed"
         )
-    if not Path(path).is_file():
+    storage: Storage = request.app.state.storage
+    try:
+        resolved = storage.inside(storage.outputs, path, what=what)
+    except InvalidInput:
+        resolved = None
+    if resolved is None or not resolved.is_file():
         raise NotFound(f"the {what} of job {job.job_id} is no longer on disk")
-    return Path(path)
+    return resolved
 
 
-@router.get("/3d/jobs", response_model=JobList, tags=["jobs"])
+@router.get("/3d/jobs", response_model=JobList, tags=["jobs"], responses=errors(401))
 async def list_jobs(
     request: Request,
+    caller: CallerDep,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     state: JobState | None = None,
 ) -> JobList:
-    """Recent jobs, newest first."""
-    jobs, total = await _store(request).list(offset, limit, state)
+    """Recent jobs, newest first: the caller's own, or every job for an admin key (or with keys off)."""
+    api_key = None if caller.sees_everything else caller.name
+    jobs, total = await _store(request).list(offset, limit, state, api_key)
     return JobList(jobs=jobs, total=total, offset=offset, limit=limit)
 
 
-@router.post("/3d/cancel/{job_id}", response_model=JobStatus, tags=["jobs"], responses=errors(404, 409))
-async def cancel(job_id: str, request: Request) -> JobStatus:
+@router.post(
+    "/3d/cancel/{job_id}", response_model=JobStatus, tags=["jobs"], responses=errors(401, 403, 404, 409)
+)
+async def cancel(job_id: JobId, request: Request, caller: CallerDep) -> JobStatus:
     """Cancel a queued or running job; finished jobs answer 409."""
     store = _store(request)
+    await check_job_access(store, caller, job_id)
     await store.cancel(job_id)
     return await store.get(job_id)
 
 
 @router.get("/health", response_model=HealthResponse, tags=["health"])
-async def health(request: Request) -> HealthResponse:
-    """The orchestrator, Redis, and every stage replica as it reports itself."""
+async def health(request: Request, internals: InternalsDep) -> HealthResponse:
+    """The orchestrator, Redis, and every stage replica as it reports itself. With API keys on, only
+    an admin key sees the details (replica URLs); anyone else gets the status alone."""
     redis_ok = True
     try:
         await request.app.state.redis.ping()
@@ -177,6 +224,8 @@ async def health(request: Request) -> HealthResponse:
     healthy = redis_ok and all(
         r.get("status") == "ok" for replicas in stages.values() for r in replicas.values()
     )
+    if not internals:
+        return HealthResponse(service="orchestrator", status="ok" if healthy else "degraded")
     return HealthResponse(
         service="orchestrator",
         status="ok" if healthy else "degraded",

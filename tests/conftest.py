@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.api_keys import key_list
 from tests.fleet import Fleet, start_fleet
 from tests.ui import serve_ui
 
@@ -13,6 +14,19 @@ from tests.ui import serve_ui
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """Redis and every service as real processes talking HTTP on loopback, for the whole session."""
     running = start_fleet(tmp_path_factory.mktemp("fleet"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def keys_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """A fleet with API keys on (tests/api_keys.py), shared by the keys, quotas and UI-keys tests."""
+    running = start_fleet(
+        tmp_path_factory.mktemp("keys-fleet"),
+        flux_replicas=1,
+        reconstruction_replicas=1,
+        extra_env={"MESHFORGE_API_KEYS": key_list()},
+    )
     yield running
     running.stop()
 
