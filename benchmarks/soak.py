@@ -367,10 +367,12 @@ def main() -> None:
     parser.add_argument("--fault-interval", type=float, default=4.0)
     parser.add_argument("--cancel-ratio", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="keep the data folder and logs here (an empty folder)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="meshforge-soak-") as folder:
+    with tempfile.TemporaryDirectory(prefix="meshforge-soak-") as scratch:
+        folder = args.keep or Path(scratch)
         report = run_soak(args.jobs, args.clients, args.dispatchers, args.fault_interval,
-                          args.cancel_ratio, args.seed, Path(folder))  # fmt: skip
+                          args.cancel_ratio, args.seed, folder)  # fmt: skip
     print_report(report, args)
     states = Counter(o.state for o in report.jobs.values())
     raise SystemExit(1 if states["lost"] or report.overlaps else 0)

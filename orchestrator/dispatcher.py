@@ -83,11 +83,25 @@ class Dispatcher:
         job_id = await self.queue.claim(timeout=1.0)
         if job_id is None or self._stopping.is_set():
             return  # a job moved while stopping stays in the processing list, for release()
+        if job_id in self._running:
+            await self._readopt(job_id)
+            return
         self._running.add(job_id)  # no await since BLMOVE answered: the reconciliation never races
         try:
             await self._process(job_id)
         finally:
             self._running.discard(job_id)
+
+    async def _readopt(self, job_id: str) -> None:
+        """A job one of this dispatcher's slots is running was reaped from it (its lease lapsed, e.g.
+        while Redis was down) and has come back to it off the queue. Claiming it again hands it back to
+        the slot that runs it (ownership is per dispatcher): running it in a second slot would run it
+        twice. If that slot has stopped meanwhile, the reconciliation requeues the id."""
+        store, max_attempts = self.runner.store, self.settings.max_attempts
+        outcome = await until_redis_answers(
+            lambda: store.claim(job_id, self.worker_id, max_attempts), f"job {job_id}: claim again"
+        )
+        log.info("job %s: came back while a slot runs it; left to that slot (%s)", job_id, outcome.value)
 
     async def _process(self, job_id: str) -> None:
         """Claim and run a job this dispatcher moved to its processing list. The id leaves the list

@@ -99,6 +99,8 @@ class JobRunner:
         # dropped, because Redis restarted. Once Redis is back its fenced writes go on, or are
         # refused if the job was reaped meanwhile and is another dispatcher's now.
         record = await self._redis(job_id, "read", lambda: self.store.get(job_id))
+        if record.attempts > 1:
+            await self._stop_earlier_attempt(job_id)
         stage = JobState.generating_images
         try:
             images = await self._images(job_id, record.kind, record.request)
@@ -116,6 +118,14 @@ class JobRunner:
             log.exception("job %s: unexpected error", job_id)
             failure = STAGE_FAILURE.get(stage, "job failed")
             await self._fail(job_id, f"{failure}: internal error; see the dispatcher log (job {job_id})")
+
+    async def _stop_earlier_attempt(self, job_id: str) -> None:
+        """A retried job may still have work running from the attempt of a dispatcher that stalled or
+        died mid-call: that work is no one's now, so it is told to stop before this attempt starts."""
+        pools = (self.pools.images, self.pools.reconstruction, self.pools.postprocess)
+        stopped = sum(await asyncio.gather(*(pool.cancel(job_id) for pool in pools)))
+        if stopped:
+            log.info("job %s: stopped %d piece(s) of work left by an earlier attempt", job_id, stopped)
 
     async def _redis(self, job_id: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
         return await until_redis_answers(call, f"job {job_id}: {what}")

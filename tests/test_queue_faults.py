@@ -212,6 +212,34 @@ def test_an_id_that_no_slot_holds_is_requeued_by_the_reconciliation(
     scenario(server, body)
 
 
+def test_a_job_reaped_from_a_slot_that_still_runs_it_is_not_run_by_a_second_slot(
+    server: AofRedis, stage: FakeStage, env: dict[str, str]
+) -> None:
+    """Found by the fault soak: a dispatcher whose lease lapsed during a Redis outage had its list
+    reaped while a slot still ran the job; another of its slots took the job back off the queue and,
+    ownership being per dispatcher, both slots ran it. The second slot now hands it back instead."""
+
+    async def body(client: Redis) -> None:
+        store = JobStore(client)
+        dispatcher = in_process(client, env, "worker-a")
+        job_id = await store.create("prompt", REQUEST)
+        assert await dispatcher.queue.claim(timeout=1) == job_id
+        assert await store.claim(job_id, "worker-a") is Claim.run
+        dispatcher._running.add(job_id)  # a slot is running it ...
+        await client.lrem(dispatcher.queue.processing_key, 0, job_id)  # ... when it is reaped:
+        await client.hset(keys.job(job_id), mapping={"state": "queued", "owner": ""})
+        await client.rpush(keys.QUEUE, job_id)
+
+        await dispatcher._take_one()  # another slot of the same dispatcher takes it off the queue
+
+        record = await store.raw(job_id)
+        assert record["owner"] == "worker-a"  # back with the slot that runs it: its writes go on
+        assert stage.calls_to("/", job_id) == []  # and the second slot ran nothing
+        assert await client.lrange(dispatcher.queue.processing_key, 0, -1) == [job_id]
+
+    scenario(server, body)
+
+
 # --- (b) Redis restarted while a job is in a stage --------------------------------------------------
 
 
