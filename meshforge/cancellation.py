@@ -20,6 +20,7 @@ import contextvars
 import logging
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -250,6 +251,13 @@ async def _cancel_on_disconnect(request: Request, token: CancelToken) -> None:
 class CancelAnswer(BaseModel):
     job_id: str
     cancelled: int  # pieces of running work told to stop here (0: none ran here; nothing to do)
+    stopped: bool = True  # the work had stopped when the answer left (else: still at its safe point)
+
+
+# How long the cancel route waits for the work to reach its next safe point before answering; under
+# ReplicaPool.cancel's 2 s timeout. A retried attempt waits for this before it starts, so the leftover
+# work of an earlier attempt never runs beside it.
+STOP_WAIT_SECONDS = 1.5
 
 
 def check_job_id(job_id: str) -> str:
@@ -273,4 +281,7 @@ def add_cancel_route(
         cancelled = await run_in_threadpool(registry.cancel, job_id)
         if forward is not None:
             await forward(job_id)
-        return CancelAnswer(job_id=job_id, cancelled=cancelled)
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while registry.running(job_id) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return CancelAnswer(job_id=job_id, cancelled=cancelled, stopped=not registry.running(job_id))

@@ -158,6 +158,6 @@ def test_every_stage_service_answers_a_cancel_for_any_job_and_refuses_a_bad_id(f
             for _ in range(2):
                 answer = httpx.post(f"{url}/work/{job_id}/cancel", timeout=10)
                 assert answer.status_code == 200, (url, answer.text)
-                assert answer.json() == {"job_id": job_id, "cancelled": 0}
+                assert answer.json() == {"job_id": job_id, "cancelled": 0, "stopped": True}
             refused = httpx.post(f"{url}/work/{job_id[:-1]}Z/cancel", timeout=10)
             assert refused.status_code == 422 and refused.json()["code"] == "invalid_input", refused.text

@@ -135,12 +135,17 @@ def test_the_cancel_route_is_idempotent_and_stops_running_work() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://stage") as client:
             for _ in range(2):  # nothing of the job runs here: still 200, every time
                 answer = await client.post(f"/work/{JOB}/cancel")
-                assert answer.status_code == 200 and answer.json() == {"job_id": JOB, "cancelled": 0}
+                assert answer.status_code == 200 and answer.json() == {
+                    "job_id": JOB,
+                    "cancelled": 0,
+                    "stopped": True,
+                }
             work = asyncio.ensure_future(client.post(f"/slow/{JOB}"))
             await asyncio.to_thread(started.wait, 2)
             assert (await client.post(f"/work/{OTHER_JOB}/cancel")).json()["cancelled"] == 0
             assert runner.busy, "another job's cancel leaves this work alone"
-            assert (await client.post(f"/work/{JOB}/cancel")).json()["cancelled"] == 1
+            answer = (await client.post(f"/work/{JOB}/cancel")).json()
+            assert answer["cancelled"] == 1 and answer["stopped"], "it answers once the work has stopped"
             stopped = await work
             assert stopped.status_code == 409 and stopped.json()["code"] == "job_cancelled"
             assert (await client.post(f"/work/{JOB}/cancel")).json()["cancelled"] == 0
