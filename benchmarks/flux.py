@@ -139,7 +139,8 @@ def random_pipeline(transformer: dict, t5: dict, clip: dict, vae: dict, device: 
     """A FluxPipeline of randomly initialised components of these configs, made directly on ``device``
     in ``dtype`` (a 12B transformer never exists in float32, nor on the CPU)."""
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from diffusers.pipelines.flux.pipeline_flux import FluxPipeline  # its own module: see flux_loading.py
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     from tests.tiny_flux import train_clip_tokenizer, train_t5_tokenizer
@@ -150,7 +151,7 @@ def random_pipeline(transformer: dict, t5: dict, clip: dict, vae: dict, device: 
     try:
         torch.set_default_dtype(dtype)
         with torch.device(device):
-            components = {
+            components: dict[str, Any] = {
                 "transformer": FluxTransformer2DModel(**transformer),
                 "text_encoder_2": T5EncoderModel(T5Config(**t5)),
                 "text_encoder": CLIPTextModel(
@@ -189,7 +190,9 @@ class TransformerClock:
     """Time spent inside the transformer's forward passes (CUDA events on a GPU)."""
 
     def __init__(self, module: Any, cuda: bool) -> None:
-        self.cuda, self.spans, self._open = cuda, [], None
+        # (start, end) stamps: perf_counter seconds, or CUDA events on a GPU.
+        self.cuda, self._open = cuda, None
+        self.spans: list[tuple[Any, Any]] = []
         module.register_forward_pre_hook(lambda *_: self._mark(start=True))
         module.register_forward_hook(lambda *_: self._mark(start=False))
 
@@ -263,11 +266,11 @@ def main() -> None:
             sizes = args.sizes or [512, 1024]
         else:
             from flux_service.backends.diffusers_flux import DiffusersFlux
-            from meshforge.settings import Settings
+            from meshforge.settings import FluxSettings
             from tests.tiny_flux import build_tiny_flux
 
             build_tiny_flux(Path(folder) / "models")
-            settings = Settings(
+            settings = FluxSettings(
                 data_dir=Path(folder),
                 flux_backend="diffusers",
                 flux_device="cpu",

@@ -20,7 +20,8 @@ import numpy as np
 import trimesh
 from skimage.measure import marching_cubes
 
-from meshforge.settings import Settings
+from meshforge.geometry.visuals import colour_visual
+from meshforge.settings import PostprocessSettings
 from postprocess_service.blender import blender_available, export_fbx
 from postprocess_service.cleaning import clean_mesh, decimate, load_mesh
 from postprocess_service.export import export_mesh
@@ -42,7 +43,7 @@ def blob(resolution: int) -> trimesh.Trimesh:
     vertices, faces, _, _ = marching_cubes(0.7 + bumps - radius, level=0.0)
     mesh = trimesh.Trimesh(vertices / resolution, faces[:, ::-1], process=False)
     colours = np.clip(128 + 120 * np.sin(6 * mesh.vertices), 0, 255).astype(np.uint8)
-    mesh.visual.vertex_colors = np.column_stack([colours, np.full(len(colours), 255, np.uint8)])
+    colour_visual(mesh).vertex_colors = np.column_stack([colours, np.full(len(colours), 255, np.uint8)])
     return mesh
 
 
@@ -52,7 +53,7 @@ def timed(step: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def run_size(resolution: int, folder: Path, settings: Settings) -> tuple[int, dict[str, float]]:
+def run_size(resolution: int, folder: Path, settings: PostprocessSettings) -> tuple[int, dict[str, float]]:
     raw = folder / "raw.glb"
     blob(resolution).export(raw)
     seconds: dict[str, float] = {}
@@ -75,7 +76,7 @@ def run_size(resolution: int, folder: Path, settings: Settings) -> tuple[int, di
 
 
 def main() -> None:
-    settings = Settings()
+    settings = PostprocessSettings()
     rows: list[tuple[str, int, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as folder:
         for label, resolution in SIZES.items():

@@ -32,6 +32,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import httpx
 
@@ -74,7 +75,7 @@ class SoakFleet:
     def __init__(self, data_dir: Path, dispatchers: int) -> None:
         self.fleet: Fleet = start_fleet(data_dir, extra_env={"MESHFORGE_TIERS": SOAK_TIERS})
         self._enable_aof()
-        self._restarts = Counter()
+        self._restarts: Counter[str] = Counter()
         self.killed_at: dict[str, float] = {}
         for _ in range(dispatchers - 1):
             self.start_dispatcher()
@@ -98,7 +99,7 @@ class SoakFleet:
 
     def restart_redis(self, down_seconds: float) -> None:
         server = self.fleet.redis
-        args = list(server.process.popen.args)
+        args = list(cast("list[str]", server.process.popen.args))  # the fleet passes an argument list
         args = [*args[: args.index("--appendonly")], "--appendonly", "yes", "--appendfsync", "always"]
         args += ["--dir", str(Path(self.fleet.data_dir) / "redis")]
         server.process.popen.send_signal(signal.SIGKILL)

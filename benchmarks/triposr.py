@@ -20,12 +20,13 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from meshforge.geometry.views import FRONT
-from meshforge.settings import Settings
+from meshforge.settings import ReconstructionSettings
 from reconstruction_service.backends.triposr import TripoSR
 from reconstruction_service.triposr.config import load_config
 from reconstruction_service.triposr.model import build_model
@@ -91,7 +92,7 @@ def main() -> None:
     else:
         folder = tempfile.mkdtemp(prefix="triposr-bench-")
         build_tiny_triposr(Path(folder) / "models")
-        settings_base = {"data_dir": Path(folder)}
+        settings_base: dict[str, Any] = {"data_dir": Path(folder)}
         cases = [(resolution, "float32", 65536) for resolution in (64, 128, 256)]
         make = None
         print(
@@ -103,13 +104,17 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for resolution, dtype, chunk in cases:
-        values = {
+        values: dict[str, Any] = {
             "triposr_mc_resolution": resolution,
             "triposr_dtype": dtype,
             "triposr_chunk_size": chunk,
             "triposr_device": "cuda" if gpu else "cpu",
         }
-        backend = make(Settings(**values)) if make else TripoSR(Settings(**settings_base, **values))
+        backend = (
+            make(ReconstructionSettings(**values))
+            if make
+            else TripoSR(ReconstructionSettings(**settings_base, **values))
+        )
         row = time_backend(backend, args.runs)
         peak = f"{row['peak_gib']:.2f}" if gpu else "—"
         print(

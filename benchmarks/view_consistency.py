@@ -1,7 +1,8 @@
 """View consistency of the image stage's strategies, measured as silhouette agreement.
 
     .venv/bin/python -m benchmarks.view_consistency [--size 256] [--views 8]
-    .venv/bin/python -m benchmarks.view_consistency --flux-url http://gpu-host:38120 --prompt "a red teapot"
+    .venv/bin/python -m benchmarks.view_consistency --flux-url http://gpu-host:38120 --prompt "a red teapot" \
+        --inputs /srv/meshforge/inputs
 
 For each strategy the views are drawn through the production code (image_service.consistency), matted
 and normalised (meshforge.geometry.normalise) and scored by image_service.view_agreement: the IoU, per
@@ -12,15 +13,22 @@ Offline (default) the views come from flux-service's procedural backend in-proce
 3D shape from every canonical camera, so every strategy agrees by construction; the rows that matter are
 the controls: views of a different random shape each ("inconsistent"), a sheet read in the wrong cell
 order ("misordered sheet"), and the sheet cells re-centred as a model's sheet is ("sheet as a model's").
-With --flux-url the same strategies run against live flux-service replicas (FLUX.1 on a GPU).
+With --flux-url the same strategies run against live flux-service replicas (FLUX.1 on a GPU); they write
+each image where they are asked, inside their inputs/ folder, so --inputs names that folder as this
+machine sees it (shared storage). Each run's images go to inputs/jobs/<id>/generated/, as a job's do
+(the dispatcher's layout, orchestrator/stages.py), and are removed afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import shutil
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +43,7 @@ from image_service.sheet import layout_for
 from image_service.view_agreement import Agreement, silhouette_of, view_agreement
 from meshforge.geometry.normalise import normalise_views
 from meshforge.geometry.views import VIEWS_BY_NAME, CanonicalView, view_set
-from meshforge.settings import get_settings
+from meshforge.settings import ImageSettings, load_settings
 from meshforge.stage_schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
 
 PROMPTS = ("a red cube", "a tall blue cylinder", "a green torus", "a wide yellow box", "an orange cone")
@@ -49,19 +57,26 @@ def draw_procedural(prompt: str, size: int, view: str | None) -> Image.Image:
 
 
 class InProcessProcedural:
-    """flux-service's procedural drawing without HTTP: the same images, written where asked."""
+    """flux-service's procedural drawing without HTTP: the same images, written where asked. An
+    ``ImageDrawer`` (image_service/backends/base.py), as the flux-service replicas are."""
 
     name = "in-process"
 
     async def draw(self, request: FluxGenerateRequest) -> FluxGenerateResponse:
         started = time.monotonic()
         image = draw_procedural(request.prompt, request.width, request.view)
-        assert request.output_path is not None
         Path(request.output_path).parent.mkdir(parents=True, exist_ok=True)
         image.save(request.output_path)
         return FluxGenerateResponse(
-            image_path=request.output_path, backend="procedural-shapes", seconds=time.monotonic() - started
+            image_path=request.output_path,
+            seed=request.seed,
+            backend="procedural",
+            seconds=time.monotonic() - started,
         )
+
+    async def draw_many(self, requests: list[FluxGenerateRequest]) -> list[FluxGenerateResponse]:
+        # The procedural backend draws one image per call (max_batch 1): one after another, in order.
+        return [await self.draw(request) for request in requests]
 
     async def draws_posed_views(self) -> bool:
         return True
@@ -70,7 +85,7 @@ class InProcessProcedural:
 def score(
     images: list[Image.Image], views: tuple[CanonicalView, ...], size: int, centre_each: bool
 ) -> Agreement:
-    matting = load_matting(get_settings())
+    matting = load_matting(load_settings(ImageSettings))
     normalised = normalise_views(images, size, matting=matting, centre_each=centre_each)
     return view_agreement([silhouette_of(rgba) for rgba in normalised], views)
 
@@ -88,15 +103,32 @@ def misordered(drawn: DrawnViews) -> list[Image.Image]:
     return drawn.images[1:] + drawn.images[:1]
 
 
+@contextlib.contextmanager
+def inputs_folder(inputs: Path | None) -> Iterator[Path]:
+    """The inputs/ folder the images are written under: the given one, or a temporary one."""
+    if inputs is not None:
+        yield inputs
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp) / "inputs"
+
+
 async def run(
-    drawer: ImageDrawer, prompts: list[str], views: tuple[CanonicalView, ...], size: int
+    drawer: ImageDrawer,
+    prompts: list[str],
+    views: tuple[CanonicalView, ...],
+    size: int,
+    inputs: Path | None = None,
 ) -> dict[str, list[Agreement]]:
     rows: dict[str, list[Agreement]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with inputs_folder(inputs) as root:
         for p, prompt in enumerate(prompts):
             for strategy in ViewConsistency:
-                folder = Path(tmp) / f"{p}-{strategy.value}"
-                drawn = await draw_views(drawer, prompt, views, size, 7, strategy, folder)
+                job = root / "jobs" / uuid.uuid4().hex  # one job's folder, as the dispatcher makes it
+                try:
+                    drawn = await draw_views(drawer, prompt, views, size, 7, strategy, job / "generated")
+                finally:
+                    shutil.rmtree(job, ignore_errors=True)
                 rows.setdefault(strategy.value, []).append(score(drawn.images, views, size, not drawn.posed))
                 if strategy is ViewConsistency.sheet and drawn.posed:
                     rows.setdefault("sheet as a model's (cells re-centred)", []).append(
@@ -118,17 +150,24 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=8, choices=(4, 8))
     parser.add_argument("--flux-url", action="append", help="live flux-service replica(s) instead of offline")
     parser.add_argument("--prompt", action="append", help="prompt(s); default: five procedural shapes")
+    parser.add_argument(
+        "--inputs",
+        type=Path,
+        help="the flux-service replicas' inputs/ folder, as this machine sees it (needed with --flux-url)",
+    )
     args = parser.parse_args()
+    if args.flux_url and args.inputs is None:
+        parser.error("--flux-url needs --inputs: the replicas write only under their inputs/ folder")
     views = view_set(args.views)
     drawer = InProcessProcedural() if not args.flux_url else _replicas(args.flux_url)
     prompts = args.prompt or list(PROMPTS)
     started = time.monotonic()
-    rows = asyncio.run(run(drawer, prompts, views, args.size))
+    rows = asyncio.run(run(drawer, prompts, views, args.size, args.inputs))
     layout = layout_for(args.views, args.size)
     print(
         f"{len(prompts)} prompts, {args.views} views at {args.size}² "
         f"(sheet {layout.size[0]}×{layout.size[1]}), "
-        f"matting {get_settings().matting_backend}, {time.monotonic() - started:.1f} s\n"
+        f"matting {load_settings(ImageSettings).matting_backend}, {time.monotonic() - started:.1f} s\n"
     )
     print("| views | mean IoU | worst view IoU (mean over prompts) | worst view IoU (any prompt) |")
     print("|---|---|---|---|")

@@ -9,31 +9,28 @@ A backend that cannot load (no weights under models/) stops the process at start
 from __future__ import annotations
 
 import base64
-import io
-import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from PIL import Image
 
 from flux_service.backends import load_backend
 from flux_service.backends.base import ImageGenerator, ImageJob, Rendered, RenderOptions
 from meshforge.cancellation import add_cancel_route
 from meshforge.errors import BackendError, InvalidInput
+from meshforge.images import encode_png
 from meshforge.internal_token import require_internal_token
-from meshforge.schemas import MAX_SEED, HealthResponse
+from meshforge.schemas import HealthResponse, random_seed
 from meshforge.service import (
     ExclusiveRunner,
     add_health_route,
     service_app,
     start_backend,
 )
-from meshforge.settings import get_settings
+from meshforge.settings import FluxSettings, load_settings
 from meshforge.stage_schemas import (
     FluxBatchRequest,
     FluxBatchResponse,
@@ -50,7 +47,7 @@ SERVICE = "flux-service"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
+    settings = load_settings(FluxSettings)
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
     app.state.backend = start_backend(SERVICE, lambda: load_backend(settings))
@@ -59,7 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = service_app(SERVICE, lifespan=lifespan)
-require_internal_token(app, SERVICE, get_settings().internal_token)
+require_internal_token(app, SERVICE, load_settings(FluxSettings).internal_token)
 add_health_route(
     app,
     SERVICE,
@@ -67,6 +64,7 @@ add_health_route(
         service=SERVICE,
         backend=app.state.backend.name,
         busy=app.state.runner.busy,
+        capabilities=app.state.backend.capabilities,
         detail=app.state.backend.detail,
     ),
 )
@@ -131,7 +129,7 @@ def _render_and_save(
         raise BackendError(f"{backend.name} drew {len(rendered.images)} images for {len(jobs)} prompts")
     images = []
     for job, image, target in zip(jobs, rendered.images, targets, strict=True):
-        png = _png_bytes(image)
+        png = encode_png(image)
         atomic_write_bytes(target, png)
         b64 = base64.b64encode(png).decode() if return_b64 else None
         images.append(FluxImage(image_path=str(target), image_b64=b64, seed=job.seed))
@@ -140,18 +138,10 @@ def _render_and_save(
 
 def _seed(seed: int | None) -> int:
     """The caller's seed, or a fresh one that the answer reports so the image can be drawn again."""
-    return secrets.randbelow(MAX_SEED + 1) if seed is None else seed
+    return random_seed() if seed is None else seed
 
 
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _target_path(storage: Storage, output_path: str | None) -> Path:
-    if output_path is None:
-        return storage.inputs / "generated" / f"{uuid.uuid4().hex}.png"
+def _target_path(storage: Storage, output_path: str) -> Path:
     target = storage.inside(storage.inputs, output_path, what="output path")
     if target.suffix.lower() != ".png":
         raise InvalidInput(f'output path "{output_path}" must name a .png file: flux-service writes PNG')

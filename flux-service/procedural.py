@@ -23,6 +23,7 @@ import trimesh
 from meshforge.errors import UnsupportedPrompt
 from meshforge.geometry.raster import render_mesh
 from meshforge.geometry.views import BACKGROUND_RGB, OBJECT_EXTENT, CanonicalView, camera_for
+from meshforge.geometry.visuals import colour_visual
 
 RGB = tuple[int, int, int]
 
@@ -319,7 +320,7 @@ def build_mesh(spec: ShapeSpec) -> trimesh.Trimesh:
     mesh.apply_translation(-mesh.bounds.mean(axis=0))
     target = proportions / proportions.max() * OBJECT_EXTENT
     mesh.apply_transform(np.diag([*(target / mesh.extents), 1.0]))
-    mesh.visual.vertex_colors = np.tile([*spec.rgb, 255], (len(mesh.vertices), 1)).astype(np.uint8)
+    colour_visual(mesh).vertex_colors = np.tile([*spec.rgb, 255], (len(mesh.vertices), 1)).astype(np.uint8)
     return mesh
 
 

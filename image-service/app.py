@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -35,13 +33,13 @@ from meshforge.errors import InvalidInput
 from meshforge.geometry.normalise import normalise_views, working_side
 from meshforge.geometry.views import VIEWS_BY_NAME, view_set
 from meshforge.http import ReplicaPool, make_client
-from meshforge.images import ImageLimits, decode_image, shown_name
+from meshforge.images import ImageLimits, decode_image, encode_png, shown_name
 from meshforge.internal_token import require_internal_token
 from meshforge.logging import work_span
 from meshforge.outbound import redact
 from meshforge.schemas import HealthResponse
 from meshforge.service import add_health_route, service_app, start_backend
-from meshforge.settings import get_settings
+from meshforge.settings import ImageSettings, load_settings
 from meshforge.stage_schemas import (
     ImagesResult,
     ImagineFromPathsRequest,
@@ -55,7 +53,7 @@ SERVICE = "image-service"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
+    settings = load_settings(ImageSettings)
     app.state.settings = settings
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
@@ -78,24 +76,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = service_app(SERVICE, lifespan=lifespan)
-require_internal_token(app, SERVICE, get_settings().internal_token)
+require_internal_token(app, SERVICE, load_settings(ImageSettings).internal_token)
 add_health_route(
     app,
     SERVICE,
     lambda: HealthResponse(
-        service=SERVICE, backend=app.state.generator.name, detail={"matting": app.state.matting.name}
+        service=SERVICE,
+        backend=app.state.generator.name,
+        detail={"matting": app.state.matting.name, **app.state.matting.detail},
     ),
 )
 
 
-def _job_folder(storage: Storage, job_id: str | None) -> Path:
-    """The job's folder under inputs/. The schema allows only orchestrator-made ids; the check also
-    refuses a folder that a symbolic link would carry outside inputs/."""
-    folder = storage.job_inputs(job_id or uuid.uuid4().hex)
-    return storage.inside(storage.inputs, str(folder), what="job folder")
+def _output_folder(storage: Storage, output_dir: str) -> Path:
+    """The job's folder the dispatcher chose; it must lie inside inputs/, symbolic links followed."""
+    return storage.inside(storage.inputs, output_dir, what="output folder")
 
 
-def _cancellable(route: Callable[[Any, Request], Awaitable[ImagesResult]]) -> Callable[..., Any]:
+def _cancellable(route: Callable[[Any, Request], Coroutine[Any, Any, ImagesResult]]) -> Callable[..., Any]:
     """Run a route as the job's cancellable work: its cancel (or the caller hanging up) cancels the
     route's task, and with it the flux calls it has in flight."""
 
@@ -118,7 +116,7 @@ async def imagine_generate(body: ImagineGenerateRequest, request: Request) -> Im
     state = request.app.state
     views = view_set(body.num_views)
     strategy = body.consistency or state.settings.tier(body.quality_tier).consistency
-    folder = _job_folder(state.storage, body.job_id)
+    folder = _output_folder(state.storage, body.output_dir)
     drawn = await draw_views(
         state.generator, body.prompt, views, body.image_size, body.seed, strategy, folder / "generated"
     )
@@ -139,6 +137,7 @@ async def imagine_from_urls(body: ImagineFromUrlsRequest, request: Request) -> I
     views = _views_for(len(body.urls))
     limits = DownloadLimits.from_settings(state.settings)
     urls = [str(url) for url in body.urls]
+    folder = _output_folder(state.storage, body.output_dir)  # refused before anything is fetched
     fetched = await fetch_images(state.downloads, urls, limits)
     side = working_side(body.image_size)
 
@@ -148,7 +147,6 @@ async def imagine_from_urls(body: ImagineFromUrlsRequest, request: Request) -> I
             for data, url in zip(fetched, urls, strict=True)
         ]
 
-    folder = _job_folder(state.storage, body.job_id)
     return await _normalised(request, images, views, body.image_size, folder, "url-download", started)
 
 
@@ -165,7 +163,7 @@ async def imagine_from_paths(body: ImagineFromPathsRequest, request: Request) ->
     def images() -> list[Image.Image]:  # decoded inside the bounded work, reduced on load
         return [_open(file, shown, limits, side) for file, shown in files]
 
-    folder = _job_folder(storage, body.job_id)
+    folder = _output_folder(storage, body.output_dir)
     return await _normalised(request, images, views, body.image_size, folder, "uploaded-images", started)
 
 
@@ -212,7 +210,7 @@ async def _normalised(
     paths = []
     for index, (rgba, view) in enumerate(zip(normalised, views, strict=True)):
         target = folder / "views" / f"{index:02d}-{view}.png"
-        atomic_write_bytes(target, _png(rgba))
+        atomic_write_bytes(target, encode_png(Image.fromarray(rgba, mode="RGBA")))
         paths.append(str(target))
     return ImagesResult(
         image_paths=paths,
@@ -221,6 +219,7 @@ async def _normalised(
         seconds=round(time.monotonic() - started, 3),
         detail={
             "matting": matting.name,
+            **matting.detail,
             "normalisation": {
                 "image_size": size,
                 "foreground_ratio": ratio,
@@ -239,9 +238,3 @@ def _agreement(normalised: list[np.ndarray], views: list[str]) -> dict[str, obje
         [silhouette_of(rgba) for rgba in normalised], tuple(VIEWS_BY_NAME[v] for v in views)
     )
     return {"view_agreement": score.as_detail()}
-
-
-def _png(rgba: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
-    return buffer.getvalue()

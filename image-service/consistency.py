@@ -16,8 +16,6 @@ the same splitting, matting and normalisation code runs as for a model's sheet.
 
 from __future__ import annotations
 
-import io
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,8 @@ from image_service.prompts import sheet_prompt, view_prompt, view_seed
 from image_service.sheet import compose, layout_for, split
 from meshforge.errors import BackendError
 from meshforge.geometry.views import CanonicalView
-from meshforge.schemas import MAX_SEED
+from meshforge.images import encode_png
+from meshforge.schemas import random_seed
 from meshforge.stage_schemas import FluxGenerateRequest, FluxGenerateResponse, ViewConsistency
 from meshforge.storage import atomic_write_bytes
 
@@ -59,7 +58,7 @@ async def draw_views(
     if strategy is ViewConsistency.independent:
         answers = await _per_view(drawer, prompt, views, size, lambda i: view_seed(seed, i), folder)
         return _drawn(answers, drawer, posed, {"consistency": strategy.value, "generations": len(views)})
-    shared = seed if seed is not None else secrets.randbelow(MAX_SEED + 1)  # one seed even when none given
+    shared = seed if seed is not None else random_seed()  # one seed even when none given
     if strategy is ViewConsistency.anchored:
         front = await _per_view(drawer, prompt, views[:1], size, lambda _: shared, folder)
         rest = await _per_view(drawer, prompt, views[1:], size, lambda _: shared, folder, first_index=1)
@@ -81,9 +80,8 @@ async def _sheet(
     target = folder / "sheet.png"
     if posed:
         answers = await _per_view(drawer, prompt, views, layout.cell, lambda _: seed, folder)
-        buffer = io.BytesIO()
-        compose([_open(a) for a in answers], layout).save(buffer, format="PNG")
-        atomic_write_bytes(target, buffer.getvalue())  # never half a sheet under its name
+        sheet = compose([_open(a) for a in answers], layout)
+        atomic_write_bytes(target, encode_png(sheet))  # never half a sheet under its name
         how = "composed from posed renders, one per cell"
     else:
         width, height = layout.size

@@ -19,7 +19,7 @@ from PIL import Image
 
 from meshforge.addresses import IPNetwork
 from meshforge.errors import InvalidInput
-from meshforge.images import ImageLimits, ImageRejected, check_size
+from meshforge.images import ImageLimits, ImageRejected
 from meshforge.images import decode_image as decode_untrusted
 from meshforge.outbound import (
     OutboundClient,
@@ -29,7 +29,7 @@ from meshforge.outbound import (
     redact,
     system_resolver,
 )
-from meshforge.settings import Settings, get_settings
+from meshforge.settings import ImageSettings, load_settings
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class DownloadLimits:
     content_types: tuple[str, ...]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DownloadLimits:
+    def from_settings(cls, settings: ImageSettings) -> DownloadLimits:
         return cls(
             max_bytes=settings.download_max_bytes,
             timeout_seconds=settings.download_timeout_seconds,
@@ -119,17 +119,9 @@ def decode_downloaded(
     """Decode and check downloaded bytes with meshforge.images: the header's size first (a bomb is never
     unpacked), then a full decode (truncated, corrupt and animated files are refused); reduced on load
     so the longer side stays ≥ ``fit_side`` when given. Limits default to the settings'."""
-    limits = limits or ImageLimits.from_settings(get_settings())
+    limits = limits or ImageLimits.from_settings(load_settings(ImageSettings))
     try:
         return decode_untrusted(data, shown, limits, fit_side=fit_side)
-    except ImageRejected as rejected:
-        raise DownloadFailed(shown, rejected.reason) from None
-
-
-def check_dimensions(size: tuple[int, int], shown: str, limits: ImageLimits | None = None) -> None:
-    """Refuse a width × height outside the limits (MESHFORGE_MAX_IMAGE_PIXELS, 32 pixels a side)."""
-    try:
-        check_size(size, shown, limits or ImageLimits.from_settings(get_settings()))
     except ImageRejected as rejected:
         raise DownloadFailed(shown, rejected.reason) from None
 
@@ -143,5 +135,5 @@ def download_client(
     """One client per process. The allow-list defaults to MESHFORGE_OUTBOUND_ALLOWED_NETWORKS; tests
     inject a resolver (names → loopback) and a transport (to see which address was asked for)."""
     if allowed_networks is None:
-        allowed_networks = get_settings().outbound_allowed_networks
+        allowed_networks = load_settings(ImageSettings).outbound_allowed_networks
     return OutboundClient(allowed_networks=allowed_networks, resolver=resolver, transport=transport)

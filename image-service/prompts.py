@@ -8,6 +8,7 @@ views in the canonical order, left to right and top to bottom, in an even grid (
 from __future__ import annotations
 
 from meshforge.geometry.views import CanonicalView
+from meshforge.schemas import MAX_SEED
 
 STYLE = (
     "a single object, centered, whole object in frame, plain neutral grey background, soft studio lighting"
@@ -29,13 +30,9 @@ def view_prompt(prompt: str, view: CanonicalView) -> str:
     return f"{object_description(prompt)}, {view.prompt_phrase}, {STYLE}"
 
 
-def view_prompts(prompt: str, views: tuple[CanonicalView, ...]) -> list[str]:
-    return [view_prompt(prompt, view) for view in views]
-
-
 def view_seed(seed: int | None, index: int) -> int | None:
     """Each view gets its own seed derived from the job's, so a job's views are reproducible."""
-    return None if seed is None else (seed + index) % 2**32
+    return None if seed is None else (seed + index) % (MAX_SEED + 1)
 
 
 def sheet_prompt(prompt: str, views: tuple[CanonicalView, ...], columns: int, rows: int) -> str:

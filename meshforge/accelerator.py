@@ -36,4 +36,5 @@ def pick_dtype(setting: str, device: torch.device, gpu_default: str = "bfloat16"
         name = gpu_default if device.type == "cuda" else "float32"
     if name not in DTYPES:
         raise InvalidInput(f'unknown dtype "{setting}": use auto or one of {", ".join(DTYPES)}')
-    return getattr(torch, name)
+    dtype: torch.dtype = getattr(torch, name)
+    return dtype

@@ -118,10 +118,10 @@ def parse_host(text: str) -> tuple[str, IPAddress | None]:
     if len(labels) > 1 and labels[-1] == "":
         labels.pop()  # one trailing dot: "example.com." is "example.com"
     if labels and _ends_in_number(labels[-1]):
-        address = _ipv4(labels)
-        if address is None:
+        ipv4 = _ipv4(labels)
+        if ipv4 is None:
             raise ValueError("its host looks like an IPv4 address but is not a valid one")
-        return address.compressed, address
+        return ipv4.compressed, ipv4
     if not labels or len(".".join(labels)) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise ValueError("its host is not a valid host name")
     return ".".join(labels), None
@@ -153,11 +153,11 @@ def _ipv4_number(part: str) -> int | None:
 
 def _ipv4(parts: list[str]) -> ipaddress.IPv4Address | None:
     """1 to 4 parts; the last one fills the remaining bytes: 127.1 is 127.0.0.1, 2130706433 too."""
-    numbers = [_ipv4_number(part) for part in parts]
-    if len(numbers) > 4 or any(n is None for n in numbers):
+    numbers = [n for n in map(_ipv4_number, parts) if n is not None]
+    if len(parts) > 4 or len(numbers) != len(parts):
         return None
     *leading, last = numbers
-    if any(n > 255 for n in leading) or last >= 256 ** (4 - len(leading)):  # type: ignore[operator]
+    if any(n > 255 for n in leading) or last >= 256 ** (4 - len(leading)):
         return None
-    value = sum(n << (8 * (3 - i)) for i, n in enumerate(leading)) + last  # type: ignore[operator]
+    value = sum(n << (8 * (3 - i)) for i, n in enumerate(leading)) + last
     return ipaddress.IPv4Address(value)

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from meshforge.errors import InvalidInput, JobCancelled
-from meshforge.schemas import JOB_ID_PATTERN
+from meshforge.text import JOB_ID_PATTERN
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class CancelToken:
         self.job_id = job_id
         self._event = threading.Event()
         self._lock = threading.Lock()  # held while a file is committed: cancel waits for the rename
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[], object]] = []
 
     @property
     def cancelled(self) -> bool:
@@ -60,8 +60,8 @@ class CancelToken:
         for callback in callbacks:
             callback()
 
-    def on_cancel(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` (from whichever thread cancels) when the token is set."""
+    def on_cancel(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` (from whichever thread cancels) when the token is set; its result is ignored."""
         with self._lock:
             if not self._event.is_set():
                 self._callbacks.append(callback)
@@ -82,10 +82,6 @@ class CancelToken:
 _current: contextvars.ContextVar[CancelToken | None] = contextvars.ContextVar(
     "meshforge_cancel_token", default=None
 )
-
-
-def current_token() -> CancelToken | None:
-    return _current.get()
 
 
 def current_job_id() -> str | None:

@@ -64,15 +64,22 @@ class PayloadTooLarge(MeshforgeError):
     code = "payload_too_large"
 
 
-class ServiceBusy(MeshforgeError):
+class RetryLater(MeshforgeError):
+    """Base of the errors that tell the caller when to try again: ``retry_after`` seconds, sent as the
+    answer's ``Retry-After`` header (``default_retry_after`` unless the raiser knows better)."""
+
+    default_retry_after: ClassVar[float] = 1.0
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = self.default_retry_after if retry_after is None else retry_after
+
+
+class ServiceBusy(RetryLater):
     """A one-job-at-a-time service is working on another job; try again or use another replica."""
 
     status_code = 503
     code = "busy"
-
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class Unauthorized(MeshforgeError):
@@ -90,26 +97,19 @@ class Forbidden(MeshforgeError):
     code = "forbidden"
 
 
-class RateLimited(MeshforgeError):
+class RateLimited(RetryLater):
     """A per-key quota (requests per minute, concurrent jobs) is used up; retry after ``retry_after`` s."""
 
     status_code = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
-
-class QueueFull(MeshforgeError):
+class QueueFull(RetryLater):
     """The job queue holds as many jobs as the operator allows; retry after ``retry_after`` s."""
 
     status_code = 503
     code = "queue_full"
-
-    def __init__(self, message: str, retry_after: float = 10.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    default_retry_after = 10.0
 
 
 class StageUnavailable(MeshforgeError):

@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 import time
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -112,9 +112,9 @@ class ReplicaPool:
                 )
             await asyncio.sleep(self._retry_seconds)
 
-    async def health(self) -> dict[str, dict]:
+    async def health(self) -> dict[str, dict[str, Any]]:
         """Each replica's /health answer, or the reason it gave none."""
-        results: dict[str, dict] = {}
+        results: dict[str, dict[str, Any]] = {}
         for base in self.urls:
             try:
                 response = await self._client.get(base + "/health", timeout=2.0)

@@ -15,6 +15,8 @@ Every image a caller sends is treated as hostile. ``decode_image`` accepts it on
 An image bigger than the caller needs is reduced while it is loaded (``Image.draft`` lets the JPEG
 decoder skip detail; other formats are box-averaged by ``Image.reduce``), so later float work runs near
 the working size. Every refusal is an ``ImageRejected`` naming the file (sanitised) and the reason.
+
+The other way, ``encode_png`` turns the images meshforge makes itself into PNG bytes.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import numpy as np
 from PIL import Image, ImageFile
 
 from meshforge.errors import InvalidInput
-from meshforge.settings import Settings
+from meshforge.settings import ImageLimitsSettings
 
 # Pillow format name → the extension a stored copy gets (the content decides, not the caller's name).
 ALLOWED_FORMATS: dict[str, str] = {
@@ -65,7 +66,7 @@ class ImageLimits:
     min_side: int = MIN_IMAGE_SIDE
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ImageLimits:
+    def from_settings(cls, settings: ImageLimitsSettings) -> ImageLimits:
         return cls(max_pixels=settings.max_image_pixels)
 
 
@@ -145,6 +146,14 @@ def reduce_to(image: Image.Image, side: int) -> Image.Image:
     return image
 
 
+def encode_png(image: Image.Image, *, optimize: bool = False) -> bytes:
+    """``image`` as PNG bytes, in memory: every service writes its images (views, sheets, textures,
+    previews) through this, then stores them atomically, zips them or sends them as they are."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=optimize)
+    return buffer.getvalue()
+
+
 def _decode(stream: IO[bytes], name: str, limits: ImageLimits, fit_side: int | None) -> Image.Image:
     head = stream.read(_HEAD_BYTES)
     if not head:
@@ -217,7 +226,8 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     """16-bit greyscale (PNG, TIFF) as 8-bit: converting it to RGB would clip every value above 255."""
     if not image.mode.startswith("I;16"):
         return image
-    return Image.fromarray((np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8))
+    # PIL alone (the control plane has no numpy): a linear point map on 32-bit integers, then 8-bit.
+    return image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
 
 
 def _reducible(image: Image.Image) -> Image.Image:

@@ -61,7 +61,7 @@ RETENTION_LOCK = "3d:retention:lock"
 INDEXES_BUILT = "3d:jobs:indexed"
 """Set once the per-state indexes hold every job made before they existed (the one-time backfill)."""
 
-JOB_EVENTS_PATTERN = "3d:events:*"
+JOB_EVENTS_PATTERN = job_events("*")
 """Every job's event channel (``job_events``), as one pattern subscription."""
 
 

@@ -5,6 +5,7 @@ The internal APIs between the dispatcher and the stage services are in meshforge
 
 from __future__ import annotations
 
+import secrets
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
@@ -20,6 +21,7 @@ from pydantic import (
 )
 
 from meshforge.text import (
+    JOB_ID_PATTERN,
     MAX_IMAGE_PATH_CHARS,
     check_image_path,
     check_image_url,
@@ -28,12 +30,16 @@ from meshforge.text import (
 )
 
 MAX_SEED = 2**32 - 1
-# A job id as the orchestrator makes them (uuid4().hex, orchestrator.jobs.new_job_id): every service
-# refuses any other, so an id can never name a path outside the shared folders.
-JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+def random_seed() -> int:
+    """A fresh seed for a request that gave none; the answer reports it, so the result can be redrawn."""
+    return secrets.randbelow(MAX_SEED + 1)
+
+
 # Image counts that have a canonical view layout (meshforge.geometry.views.VIEW_SETS holds the cameras).
 ViewCount = Literal[1, 4, 8]
-CANONICAL_VIEW_COUNTS: tuple[int, ...] = get_args(ViewCount)
+CANONICAL_VIEW_COUNTS: tuple[ViewCount, ...] = get_args(ViewCount)
 MAX_IMAGES = max(CANONICAL_VIEW_COUNTS)
 
 # A job id in a route's path: a malformed one is a 422 with a message, a well-formed unknown one a 404.
@@ -69,7 +75,7 @@ class OutputFormat(StrEnum):
 
 class Origin(StrEnum):
     bottom = "bottom"
-    center = "center"
+    center = "center"  # type: ignore[assignment]  # the public value shadows str.center, on purpose
 
 
 class QualityTier(StrEnum):
@@ -92,15 +98,6 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.completed, JobState.failed, JobState.cancelled})
-
-# The stages a job runs through, in order, with the progress reached when each one starts.
-STAGE_PROGRESS: dict[JobState, int] = {
-    JobState.queued: 0,
-    JobState.generating_images: 5,
-    JobState.reconstructing_3d: 40,
-    JobState.post_processing: 80,
-    JobState.completed: 100,
-}
 
 
 class JobOptions(BaseModel):
@@ -221,9 +218,25 @@ class ErrorResponse(BaseModel):
     )
 
 
+class Capabilities(BaseModel):
+    """What a stage backend consumes and produces, declared by the backend and advertised in its
+    service's /health, so that callers adapt to it without knowing which model runs."""
+
+    max_views: int | None = Field(
+        default=None, ge=1, description="Views the backend makes use of at most (1: single-image models)"
+    )
+    image_size: int | None = Field(default=None, ge=1, description="The image side it works at, if fixed")
+    posed_views: bool = Field(
+        default=False,
+        description="It draws the canonical camera a request names itself (a renderer, not a model)",
+    )
+    batch: bool = Field(default=False, description="It takes several items in one call")
+
+
 class HealthResponse(BaseModel):
     service: str
     status: str = "ok"
     backend: str | None = None
     busy: bool = False
+    capabilities: Capabilities | None = None
     detail: dict[str, Any] = Field(default_factory=dict)

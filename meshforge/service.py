@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meshforge.cancellation import run_cancellable
-from meshforge.errors import MeshforgeError, ServiceBusy, StorageFull
+from meshforge.errors import MeshforgeError, RetryLater, ServiceBusy, StorageFull
 from meshforge.logging import configure_logging, work_span
 from meshforge.request_id import RequestIdMiddleware, internal_error_body, request_id_of
 from meshforge.schemas import ErrorResponse, HealthResponse
@@ -86,9 +86,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MeshforgeError)
     async def _meshforge_error(_: Request, exc: MeshforgeError) -> JSONResponse:
         headers = dict(exc.headers)
-        retry_after = getattr(exc, "retry_after", None)  # busy, rate-limited, queue full
-        if retry_after is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        if isinstance(exc, RetryLater):  # busy, rate-limited, queue full
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return error_response(exc.status_code, exc.code, exc.message, headers or None)
 
     @app.exception_handler(RequestValidationError)
@@ -98,7 +97,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, "http_error", str(exc.detail), exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, "http_error", str(exc.detail), headers)
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, exc: OSError) -> JSONResponse:

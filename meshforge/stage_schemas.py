@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, HttpUrl, model_validator
 
-from meshforge.schemas import JOB_ID_PATTERN, MAX_SEED, Origin, OutputFormat, QualityTier, ViewCount
+from meshforge.schemas import MAX_SEED, Origin, OutputFormat, QualityTier, ViewCount
+from meshforge.text import JOB_ID_PATTERN
 
 # A path passed between services is checked against the shared folders by the service that gets it
 # (meshforge.storage); these bounds refuse what no real path is before any file system call.
@@ -34,6 +35,34 @@ JobId = Annotated[str, AfterValidator(_job_id), Field(json_schema_extra={"patter
 SharedPath = Annotated[str, Field(min_length=1, max_length=MAX_PATH_CHARS), AfterValidator(_shared_path)]
 
 
+class StageAnswer(BaseModel):
+    """What every stage service's answer carries besides its results: which backend did the work,
+    how long it took, and details for the job's status record."""
+
+    backend: str
+    seconds: float
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    def recorded_detail(self) -> dict[str, Any]:
+        """What the job's stage record shows of this answer."""
+        return dict(self.detail)
+
+
+class MeshAnswer(StageAnswer):
+    """A stage answer that made a mesh: its size is part of the record."""
+
+    vertices: int
+    faces: int
+
+    def recorded_detail(self) -> dict[str, Any]:
+        return {**self.detail, "vertices": self.vertices, "faces": self.faces}
+
+
+# The folder (image stage) or file (other stages) the dispatcher decided for a stage's output.
+OUTPUT_DIR = Field(description="The job's folder under inputs/ for the views, decided by the dispatcher")
+OUTPUT_PATH = Field(description="Where to write the result, decided by the dispatcher")
+
+
 class ViewConsistency(StrEnum):
     """How the image stage keeps the views of one prompt in agreement (docs/images.md)."""
 
@@ -52,26 +81,26 @@ class ImagineGenerateRequest(BaseModel):
     consistency: ViewConsistency | None = Field(
         default=None, description="Overrides the quality tier's view-consistency strategy"
     )
+    output_dir: SharedPath = OUTPUT_DIR
 
 
 class ImagineFromUrlsRequest(BaseModel):
     urls: list[HttpUrl] = Field(min_length=1)
     image_size: int = Field(default=512, ge=32, le=2048)
     job_id: JobId | None = None
+    output_dir: SharedPath = OUTPUT_DIR
 
 
 class ImagineFromPathsRequest(BaseModel):
     image_paths: list[SharedPath] = Field(min_length=1)
     image_size: int = Field(default=512, ge=32, le=2048)
     job_id: JobId | None = None
+    output_dir: SharedPath = OUTPUT_DIR
 
 
-class ImagesResult(BaseModel):
+class ImagesResult(StageAnswer):
     image_paths: list[str]
     views: list[str]
-    backend: str
-    seconds: float
-    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 # Images per /generate/batch request; flux-service splits them into pipeline calls of flux_max_batch.
@@ -88,7 +117,7 @@ class FluxImageSpec(BaseModel):
     view: str | None = Field(
         default=None, description="Canonical view name; backends that pose objects use it"
     )
-    output_path: SharedPath | None = Field(default=None, description="Where to write the PNG, under inputs/")
+    output_path: SharedPath = Field(description="Where to write the PNG, under inputs/")
 
 
 class FluxRenderOptions(BaseModel):
@@ -117,7 +146,7 @@ class FluxBatchRequest(FluxRenderOptions):
 
     @model_validator(mode="after")
     def _distinct_output_paths(self) -> FluxBatchRequest:
-        paths = [image.output_path for image in self.images if image.output_path is not None]
+        paths = [image.output_path for image in self.images]
         if len(paths) != len(set(paths)):
             raise ValueError("two images of one batch name the same output_path")
         return self
@@ -145,30 +174,17 @@ class FluxBatchResponse(BaseModel):
     pipeline_calls: int = Field(description="Batched model calls the images took (flux_max_batch each)")
 
 
-class ReconstructionInput(BaseModel):
-    """What a reconstruction backend makes use of, advertised in its /health detail as ``input``: the
-    dispatcher asks the image stage for no more views than every replica uses."""
-
-    max_views: int = Field(ge=1, description="1 for single-image models (TripoSR); 8 for multi-view")
-    image_size: int | None = Field(default=None, description="The view size the model works at, if any")
-
-
 class ReconstructRequest(BaseModel):
     image_paths: list[SharedPath] = Field(min_length=1)
     output_format: str = "glb"
     views: list[str] | None = Field(default=None, description="Canonical view names, one per image")
     resolution: int = Field(default=96, ge=16, le=512)
-    output_path: SharedPath | None = None
+    output_path: SharedPath = OUTPUT_PATH  # under cache/; its suffix follows output_format
     job_id: JobId | None = None
 
 
-class ReconstructResponse(BaseModel):
+class ReconstructResponse(MeshAnswer):
     mesh_path: str
-    backend: str
-    vertices: int
-    faces: int
-    seconds: float
-    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 class PostprocessRequest(BaseModel):
@@ -178,16 +194,13 @@ class PostprocessRequest(BaseModel):
     origin: Origin = Origin.bottom
     height_m: float | None = Field(default=None, gt=0)
     texture_size: int = Field(default=1024, ge=64, le=8192)
-    output_path: SharedPath | None = None
-    preview: bool = True
+    output_path: SharedPath = OUTPUT_PATH  # under outputs/
+    preview_path: SharedPath | None = Field(
+        default=None, description="A PNG preview under outputs/; none: no preview"
+    )
     job_id: JobId | None = None
 
 
-class PostprocessResponse(BaseModel):
+class PostprocessResponse(MeshAnswer):
     asset_path: str
     preview_path: str | None = None
-    backend: str
-    vertices: int
-    faces: int
-    seconds: float
-    detail: dict[str, Any] = Field(default_factory=dict)

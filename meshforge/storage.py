@@ -11,11 +11,11 @@ from pathlib import Path
 
 from meshforge.cancellation import check_job_id, commit_point
 from meshforge.errors import InvalidInput, StorageFull
-from meshforge.settings import Settings
+from meshforge.settings import CommonSettings
 
 
 class Storage:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: CommonSettings) -> None:
         self.models = settings.models_path
         self.inputs = settings.inputs_path
         self.outputs = settings.outputs_path

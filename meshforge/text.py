@@ -13,7 +13,10 @@ from typing import Any
 
 MAX_IMAGE_PATH_CHARS = 255  # one file name's limit on common file systems; upload paths are ~45
 MAX_IMAGE_URL_CHARS = 2048
-_JOB_ID = re.compile(r"[0-9a-f]{32}")
+# A job id as the orchestrator makes them (uuid4().hex, orchestrator.jobs.new_job_id): every service
+# refuses any other, so an id can never name a path outside the shared folders.
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 # Tabs and line breaks in a prompt are ordinary typing (a pasted paragraph): they become spaces.
 _PROMPT_WHITESPACE = str.maketrans(dict.fromkeys("\t\n\r\v\f\x85\u2028\u2029", " "))
 # Format characters that emoji sequences need (zero-width joiner / non-joiner); other format

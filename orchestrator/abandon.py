@@ -13,9 +13,9 @@ It runs in the background, so the dispatcher's slot is free at once.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 from meshforge.http import ReplicaPool
 from meshforge.schemas import TERMINAL_STATES, JobState
@@ -33,12 +33,12 @@ class Abandoning(Protocol):
     store: JobStore
     storage: Storage
     worker_id: str
-    pools: Any  # StagePools: a dataclass whose fields are the stages' ReplicaPools
+    pools: Mapping[str, ReplicaPool]  # each stage service's pool, by name
 
 
 def abandon_in_background(runner: Abandoning, job_id: str) -> asyncio.Task[None]:
     """Start telling the replicas that ``job_id``'s work was abandoned; returns at once."""
-    pools = [getattr(runner.pools, f.name) for f in dataclasses.fields(runner.pools)]
+    pools = list(runner.pools.values())
     task = asyncio.ensure_future(
         abandon(job_id, store=runner.store, storage=runner.storage, worker_id=runner.worker_id, pools=pools)
     )

@@ -15,13 +15,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from meshforge.errors import StageUnavailable
 from meshforge.http import ReplicaPool, make_client
 from meshforge.service import error_response, service_app
-from meshforge.settings import Settings, get_settings
+from meshforge.settings import OrchestratorSettings, load_settings
 from meshforge.storage import Storage
 from orchestrator.auth import load_keys
 from orchestrator.events import JobEvents
 from orchestrator.jobs import JobStore
 from orchestrator.quotas import Quotas
 from orchestrator.routes import router
+from orchestrator.stages import replica_urls
 
 log = logging.getLogger("orchestrator")
 REDIS_RETRY_AFTER = 2  # seconds: Redis restarting from its append-only file is back within a few
@@ -37,8 +38,8 @@ with `Retry-After`). A full queue answers 503 with `Retry-After`.
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
+    settings = settings or load_settings(OrchestratorSettings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,15 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.events = JobEvents(redis)  # one pub/sub connection for every ?wait= request
         app.state.keys = load_keys(settings)  # API keys: off unless configured (orchestrator/auth.py)
         app.state.quotas = Quotas(redis, settings.max_queued_jobs)
-        app.state.pools = {
-            name: ReplicaPool(name, urls, client)
-            for name, urls in (
-                ("image-service", settings.image_service_urls),
-                ("flux-service", settings.flux_service_urls),
-                ("reconstruction-service", settings.reconstruction_service_urls),
-                ("postprocess-service", settings.postprocess_service_urls),
-            )
-        }
+        # Every stage's replicas and flux-service's (which image-service calls), for /health.
+        replicas = {**replica_urls(settings), "flux-service": settings.flux_service_urls}
+        app.state.pools = {name: ReplicaPool(name, urls, client) for name, urls in replicas.items()}
         yield
         await app.state.events.aclose()
         await client.aclose()

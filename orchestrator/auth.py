@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated
@@ -25,7 +24,7 @@ from redis.asyncio import Redis
 
 from meshforge import redis_keys as keys
 from meshforge.errors import Forbidden, Unauthorized
-from meshforge.settings import Settings
+from meshforge.settings import OrchestratorSettings
 from orchestrator.jobs import JobStore
 
 log = logging.getLogger(__name__)
@@ -73,16 +72,11 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_key() -> str:
-    """A random key: 256 bits, URL-safe, with a prefix that makes it recognisable in a leak scan."""
-    return "mf_" + secrets.token_urlsafe(32)
-
-
 class KeyRing:
     """The configured keys. ``enabled`` is True once a key list is configured, even an empty one: a
     misconfigured list shuts the API rather than opening it."""
 
-    def __init__(self, entries: list[ApiKeyEntry], settings: Settings, enabled: bool) -> None:
+    def __init__(self, entries: list[ApiKeyEntry], settings: OrchestratorSettings, enabled: bool) -> None:
         self.enabled = enabled
         self._callers = [(entry.sha256.lower(), _caller(entry, settings)) for entry in entries]
 
@@ -95,7 +89,7 @@ class KeyRing:
         return found
 
 
-def _caller(entry: ApiKeyEntry, settings: Settings) -> Caller:
+def _caller(entry: ApiKeyEntry, settings: OrchestratorSettings) -> Caller:
     rpm, jobs = entry.requests_per_minute, entry.max_concurrent_jobs
     return Caller(
         name=entry.name,
@@ -105,7 +99,7 @@ def _caller(entry: ApiKeyEntry, settings: Settings) -> Caller:
     )
 
 
-def load_keys(settings: Settings) -> KeyRing:
+def load_keys(settings: OrchestratorSettings) -> KeyRing:
     """The key list from the file and the inline setting; a ValueError naming the problem if it is bad."""
     texts: list[tuple[str, str]] = []
     if settings.api_keys_file is not None:

@@ -22,12 +22,13 @@ from redis.exceptions import RedisError
 
 from meshforge.http import ReplicaPool, make_client
 from meshforge.logging import configure_logging
-from meshforge.settings import Settings, get_settings
+from meshforge.settings import DispatcherSettings, load_settings
 from orchestrator.jobs import TERMINAL, Claim, JobStore
 from orchestrator.pipeline import JobRunner, StagePools
 from orchestrator.queue import ReliableQueue
 from orchestrator.retention import Sweeper
 from orchestrator.retrying import until_redis_answers
+from orchestrator.stages import replica_urls
 
 log = logging.getLogger("dispatcher")
 REDIS_RETRY_SECONDS = 1.0
@@ -36,7 +37,7 @@ ORPHAN_MESSAGE = "requeued: its dispatcher lost track of it while the queue's da
 
 class Dispatcher:
     def __init__(
-        self, settings: Settings, redis: Redis, pools: StagePools, worker_id: str | None = None
+        self, settings: DispatcherSettings, redis: Redis, pools: StagePools, worker_id: str | None = None
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -158,27 +159,23 @@ class Dispatcher:
         self._orphans = idle
 
 
-def build_pools(settings: Settings) -> StagePools:
+def build_pools(settings: DispatcherSettings) -> StagePools:
+    """One replica pool per stage of the table (orchestrator.stages), sharing one HTTP client."""
     client = make_client(settings.request_timeout_seconds, settings.internal_token)
-
-    def pool(stage: str, urls: list[str]) -> ReplicaPool:
-        return ReplicaPool(
-            stage,
+    return {
+        service: ReplicaPool(
+            service,
             urls,
             client,
             deadline_seconds=settings.stage_timeout_seconds,
             retry_seconds=settings.replica_retry_seconds,
         )
-
-    return StagePools(
-        images=pool("image-service", settings.image_service_urls),
-        reconstruction=pool("reconstruction-service", settings.reconstruction_service_urls),
-        postprocess=pool("postprocess-service", settings.postprocess_service_urls),
-    )
+        for service, urls in replica_urls(settings).items()
+    }
 
 
 async def main() -> None:
-    settings = get_settings()
+    settings = load_settings(DispatcherSettings)
     configure_logging("dispatcher", settings.log_level)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     dispatcher = Dispatcher(settings, redis, build_pools(settings))

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -89,10 +90,10 @@ class JobEvents:
                 self._subscribed.clear()
                 self._wake_all()  # whatever was published meanwhile, the waiters re-read
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
             await asyncio.sleep(RECONNECT_SECONDS)
 
-    def _deliver(self, message: dict) -> None:
+    def _deliver(self, message: dict[str, Any]) -> None:
         if message["type"] == "psubscribe":
             self._subscribed.set()
             return

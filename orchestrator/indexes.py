@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -120,8 +121,12 @@ async def backfill(redis: Redis) -> int:
     script = redis.register_script(_BACKFILL)
     indexed, after = 0, "-inf"
     # Paged by score, not by rank: a sweeper deleting jobs meanwhile would shift ranks and skip some.
-    while page := await redis.zrangebyscore(
-        keys.JOBS_BY_TIME, after, "+inf", start=0, num=BACKFILL_CHUNK, withscores=True
+    # (The client decodes replies, which redis-py's types cannot tell.)
+    while page := cast(
+        "list[tuple[str, float]]",
+        await redis.zrangebyscore(
+            keys.JOBS_BY_TIME, after, "+inf", start=0, num=BACKFILL_CHUNK, withscores=True
+        ),
     ):
         indexed += int(await script(keys=[], args=[job_id for job_id, _ in page]))
         after = f"({page[-1][1]!r}"

@@ -12,13 +12,14 @@ import json
 import time
 import uuid
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from meshforge import redis_keys as keys
 from meshforge.errors import Conflict, NotFound
-from meshforge.schemas import STAGE_PROGRESS, TERMINAL_STATES, JobState, JobStatus, StageRecord
+from meshforge.schemas import TERMINAL_STATES, JobState, JobStatus, StageRecord
 from orchestrator.indexes import REINDEX_LUA, state_index
 from orchestrator.public import output_name, stored_detail
 
@@ -135,7 +136,7 @@ class JobStore:
         owns it ("" when keys are off); ``job_id``: one already admitted by the quotas."""
         job_id = job_id or new_job_id()
         now = time.time()
-        record = {
+        record: dict[FieldT, EncodableT] = {
             "job_id": job_id,
             "kind": kind,
             "state": JobState.queued.value,
@@ -162,14 +163,17 @@ class JobStore:
         return job_id
 
     async def raw(self, job_id: str) -> dict[str, str]:
-        record = await self.redis.hgetall(keys.job(job_id))
+        # The client decodes replies (decode_responses=True), which redis-py's types cannot tell.
+        record = cast("dict[str, str]", await self.redis.hgetall(keys.job(job_id)))
         if not record:
             raise NotFound(f'there is no job "{job_id}"')
         return record
 
     async def api_key(self, job_id: str) -> str:
         """The name of the API key that owns the job ("" when it was made with keys off)."""
-        found, api_key = await self.redis.hmget(keys.job(job_id), ["job_id", "api_key"])
+        found, api_key = cast(
+            "list[str | None]", await self.redis.hmget(keys.job(job_id), ["job_id", "api_key"])
+        )
         if found is None:
             raise NotFound(f'there is no job "{job_id}"')
         return api_key or ""
@@ -188,7 +192,7 @@ class JobStore:
         else:
             index = state_index(state.value, api_key)
         total = await self.redis.zcard(index)
-        ids = await self.redis.zrevrange(index, offset, offset + limit - 1)
+        ids = cast("list[str]", await self.redis.zrevrange(index, offset, offset + limit - 1))
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hgetall(keys.job(job_id))
@@ -196,7 +200,7 @@ class JobStore:
         return [to_status(record) for record in records if record], total
 
     async def _maybe(self, job_id: str) -> JobStatus | None:
-        record = await self.redis.hgetall(keys.job(job_id))
+        record = cast("dict[str, str]", await self.redis.hgetall(keys.job(job_id)))
         return to_status(record) if record else None
 
     async def claim(self, job_id: str, worker_id: str, max_attempts: int = 3) -> Claim:
@@ -229,10 +233,10 @@ class JobStore:
             )
         )
 
-    async def enter_stage(self, job_id: str, worker_id: str, state: JobState, message: str) -> bool:
-        return await self.update(
-            job_id, worker_id, state=state.value, message=message, progress=STAGE_PROGRESS[state]
-        )
+    async def enter_stage(
+        self, job_id: str, worker_id: str, state: JobState, message: str, progress: int
+    ) -> bool:
+        return await self.update(job_id, worker_id, state=state.value, message=message, progress=progress)
 
     async def record_stage(self, job_id: str, worker_id: str, stage: JobState, record: StageRecord) -> bool:
         stages = json.loads((await self.raw(job_id)).get("stages") or "{}")

@@ -1,7 +1,8 @@
 """One job's way through the stages: images → reconstruction → post-processing → asset.
 
-The orchestrator owns the flow and never knows which model runs: each stage is a replica pool of an
-HTTP service, and the backend that answered is recorded in the job's status.
+The orchestrator owns the flow and never knows which model runs: the stages are declared once, in
+orchestrator.stages, each a replica pool of an HTTP service; the runner walks that table and records
+the backend that answered each stage in the job's status.
 """
 
 from __future__ import annotations
@@ -11,41 +12,24 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from meshforge.errors import MeshforgeError
 from meshforge.http import ReplicaPool
-from meshforge.schemas import FromImageRequest, JobState, OutputFormat, QualityTier, StageRecord
-from meshforge.settings import Settings, TierProfile
-from meshforge.stage_schemas import (
-    ImagesResult,
-    ImagineFromPathsRequest,
-    ImagineFromUrlsRequest,
-    ImagineGenerateRequest,
-    PostprocessRequest,
-    PostprocessResponse,
-    ReconstructRequest,
-    ReconstructResponse,
-)
+from meshforge.schemas import JobState, StageRecord
+from meshforge.settings import DispatcherSettings
+from meshforge.stage_schemas import PostprocessResponse, StageAnswer
 from meshforge.storage import Storage
 from orchestrator.abandon import abandon_in_background
 from orchestrator.jobs import JobStore
 from orchestrator.public import PublicView, output_name
 from orchestrator.retrying import REDIS_UNREACHABLE, until_redis_answers
+from orchestrator.stages import STAGES, VIEW_CONSUMER, JobContext, Stage, final_asset, tier_of
 from orchestrator.view_plan import ViewPlanner
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-STAGE_FAILURE = {
-    JobState.generating_images: "image stage failed",
-    JobState.reconstructing_3d: "3D reconstruction failed",
-    JobState.post_processing: "post-processing failed",
-}
 
 
 class OwnershipLost(Exception):
@@ -61,28 +45,27 @@ class JobDeadlineExceeded(MeshforgeError):
         )
 
 
-@dataclass
-class StagePools:
-    images: ReplicaPool
-    reconstruction: ReplicaPool
-    postprocess: ReplicaPool
+# Each stage service's replica pool, by the service's name (orchestrator.stages.Stage.service).
+StagePools = Mapping[str, ReplicaPool]
 
 
 class JobRunner:
-    """Runs claimed jobs, writing every step to the job's record."""
+    """Runs claimed jobs through the stage table (orchestrator.stages), writing every step to the
+    job's record."""
 
-    def __init__(self, store: JobStore, pools: StagePools, settings: Settings, worker_id: str) -> None:
+    def __init__(
+        self, store: JobStore, pools: StagePools, settings: DispatcherSettings, worker_id: str
+    ) -> None:
         self.store = store
         self.pools = pools
         self.settings = settings
         self.storage = Storage(settings)
         self.worker_id = worker_id
-        self.view_planner = ViewPlanner(pools.reconstruction)
+        self.view_planner = ViewPlanner(pools[VIEW_CONSUMER])
         # What a job record may show: storage paths relative, replicas by position (orchestrator/public.py).
         self.public = PublicView(
             (self.storage.inputs, self.storage.cache, self.storage.outputs, self.storage.models),
-            {p.stage: p.urls for p in (pools.images, pools.reconstruction, pools.postprocess)}
-            | {"flux-service": settings.flux_service_urls},
+            {name: pool.urls for name, pool in pools.items()} | {"flux-service": settings.flux_service_urls},
         )
         self._deadlines: dict[str, float] = {}  # job id -> time.monotonic() by which it must end
 
@@ -101,152 +84,69 @@ class JobRunner:
         record = await self._redis(job_id, "read", lambda: self.store.get(job_id))
         if record.attempts > 1:
             await self._stop_earlier_attempt(job_id)
-        stage = JobState.generating_images
+        failure = "job failed"
         try:
-            images = await self._images(job_id, record.kind, record.request)
-            stage = JobState.reconstructing_3d
-            mesh = await self._reconstruct(job_id, record.request, images)
-            stage = JobState.post_processing
-            asset = await self._postprocess(job_id, record.request, mesh)
-            await self._finish(job_id, asset)
+            job = JobContext(
+                job_id=job_id,
+                kind=record.kind,
+                request=record.request,
+                tier=tier_of(self.settings, record.request),
+                storage=self.storage,
+                planner=self.view_planner,
+            )
+            for stage in STAGES:
+                failure = stage.failure
+                job.answers[stage.state] = await self._stage(job, stage)
+            await self._finish(job_id, final_asset(job))
         except OwnershipLost:
             log.info("job %s: stopped, it was cancelled or taken over", job_id)
         except MeshforgeError as exc:
-            await self._fail(job_id, f"{STAGE_FAILURE.get(stage, 'job failed')}: {exc.message}")
+            await self._fail(job_id, f"{failure}: {exc.message}")
         except Exception:
             # The exception's text may hold internal addresses and paths: the log gets it, not the job.
             log.exception("job %s: unexpected error", job_id)
-            failure = STAGE_FAILURE.get(stage, "job failed")
             await self._fail(job_id, f"{failure}: internal error; see the dispatcher log (job {job_id})")
 
     async def _stop_earlier_attempt(self, job_id: str) -> None:
         """A retried job may still have work running from the attempt of a dispatcher that stalled or
         died mid-call: that work is no one's now, so it is told to stop before this attempt starts."""
-        pools = (self.pools.images, self.pools.reconstruction, self.pools.postprocess)
-        stopped = sum(await asyncio.gather(*(pool.cancel(job_id) for pool in pools)))
+        stopped = sum(await asyncio.gather(*(pool.cancel(job_id) for pool in self.pools.values())))
         if stopped:
             log.info("job %s: stopped %d piece(s) of work left by an earlier attempt", job_id, stopped)
 
     async def _redis(self, job_id: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
         return await until_redis_answers(call, f"job {job_id}: {what}")
 
-    def _tier(self, request: dict[str, Any]) -> TierProfile:
-        return self.settings.tier(QualityTier(request["quality_tier"]))
-
-    async def _images(self, job_id: str, kind: str, request: dict[str, Any]) -> ImagesResult:
-        tier = self._tier(request)
-        if kind == "prompt":
-            plan = await self.view_planner.plan(tier)
-            body: BaseModel = ImagineGenerateRequest(
-                prompt=request["prompt"],
-                num_views=plan.views,
-                image_size=plan.image_size,
-                seed=request.get("seed"),
-                quality_tier=request["quality_tier"],
-                job_id=job_id,
-            )
-            path = "/imagine/generate"
-            message = f"generating {plan.views} view{'s' if plan.views > 1 else ''} of the prompt"
-            if plan.reason:
-                message += f" ({plan.reason})"
-        else:
-            source = FromImageRequest.model_validate(request)
-            if source.image_urls is not None:
-                body = ImagineFromUrlsRequest(
-                    urls=source.image_urls, image_size=tier.image_size, job_id=job_id
-                )
-                path, message = "/imagine/from-urls", f"downloading {len(source.image_urls)} images"
-            else:
-                body = ImagineFromPathsRequest(
-                    image_paths=[str(self.storage.input_image(p)) for p in source.image_paths or []],
-                    image_size=tier.image_size,
-                    job_id=job_id,
-                )
-                path, message = "/imagine/from-paths", f"preparing {len(source.image_paths or [])} images"
-        return await self._stage(
-            job_id, JobState.generating_images, message, self.pools.images, path, body, ImagesResult
-        )
-
-    async def _reconstruct(
-        self, job_id: str, request: dict[str, Any], images: ImagesResult
-    ) -> ReconstructResponse:
-        tier = self._tier(request)
-        body = ReconstructRequest(
-            image_paths=images.image_paths,
-            views=images.views,
-            output_format="glb",
-            resolution=tier.voxel_resolution,
-            job_id=job_id,
-            output_path=str(self.storage.job_cache(job_id) / "reconstruction.glb"),
-        )
-        message = f"reconstructing a mesh from {len(images.image_paths)} views"
-        return await self._stage(
-            job_id,
-            JobState.reconstructing_3d,
-            message,
-            self.pools.reconstruction,
-            "/reconstruct/mesh",
-            body,
-            ReconstructResponse,
-        )
-
-    async def _postprocess(
-        self, job_id: str, request: dict[str, Any], mesh: ReconstructResponse
-    ) -> PostprocessResponse:
-        tier = self._tier(request)
-        output_format = OutputFormat(request["output_format"])
-        body = PostprocessRequest(
-            mesh_path=mesh.mesh_path,
-            output_format=output_format,
-            target_faces=request.get("target_faces") or tier.target_faces,
-            origin=request.get("origin", "bottom"),
-            height_m=request.get("height_m"),
-            texture_size=tier.texture_size,
-            output_path=str(self.storage.asset_path(job_id, output_format.asset_suffix)),
-            job_id=job_id,
-        )
-        message = f"cleaning the mesh and exporting {output_format}"
-        return await self._stage(
-            job_id,
-            JobState.post_processing,
-            message,
-            self.pools.postprocess,
-            "/postprocess/clean",
-            body,
-            PostprocessResponse,
-        )
-
-    async def _stage(
-        self,
-        job_id: str,
-        state: JobState,
-        message: str,
-        pool: ReplicaPool,
-        path: str,
-        body: BaseModel,
-        response_model: type[T],
-    ) -> T:
+    async def _stage(self, job: JobContext, stage: Stage) -> StageAnswer:
+        job_id = job.job_id
         if time.monotonic() >= self._deadlines.get(job_id, math.inf):
             raise JobDeadlineExceeded(self.settings.job_deadline_seconds)
+        call = await stage.build(job, stage.output(job))
         entered = await self._redis(
-            job_id, "enter stage", lambda: self.store.enter_stage(job_id, self.worker_id, state, message)
+            job_id,
+            "enter stage",
+            lambda: self.store.enter_stage(job_id, self.worker_id, stage.state, call.message, stage.progress),
         )
         if not entered:
             raise OwnershipLost
+        pool = self.pools[stage.service]
         started, started_at = time.monotonic(), time.time()
-        result, replica = await self._until_cancelled(job_id, lambda: pool.post(path, body, response_model))
-        detail = dict(getattr(result, "detail", {}) or {})
-        detail.update({key: getattr(result, key) for key in ("vertices", "faces") if hasattr(result, key)})
+        result, replica = await self._until_cancelled(
+            job_id, lambda: pool.post(call.path, call.body, stage.response)
+        )
+        detail = result.recorded_detail()
         detail["replica"] = pool.urls.index(replica)
         record = StageRecord(
-            backend=getattr(result, "backend", None),
+            backend=result.backend,
             seconds=round(time.monotonic() - started, 3),
             started_at=started_at,
             finished_at=time.time(),
             detail=self.public.detail(detail),
         )
         recorded = await self._redis(
-            job_id, "record stage", lambda: self.store.record_stage(job_id, self.worker_id, state, record)
+            job_id,
+            "record stage",
+            lambda: self.store.record_stage(job_id, self.worker_id, stage.state, record),
         )
         if not recorded:
             raise OwnershipLost

@@ -80,7 +80,7 @@ _PATHS_ONLY = PublicView(())
 def stored_detail(detail: dict[str, Any]) -> dict[str, Any]:
     """A stage detail read from a record, as it may be shown: in records written by older versions,
     absolute paths keep only their file name and the replica URL is left out."""
-    shown = _PATHS_ONLY.detail(detail)
+    shown: dict[str, Any] = _PATHS_ONLY.detail(detail)
     if isinstance(shown.get("replica"), str):
         del shown["replica"]
     return shown

@@ -15,6 +15,7 @@ id where it was, for the dispatcher's own reconciliation (``requeue``) or the re
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -104,11 +105,20 @@ class ReliableQueue:
 
     async def claim(self, timeout: float) -> str | None:
         """Wait up to ``timeout`` seconds for a job id; it lands in this worker's processing list."""
-        return await self.redis.blmove(keys.QUEUE, self.processing_key, timeout, "RIGHT", "LEFT")
+        # BLMOVE takes fractional seconds, though redis-py annotates the timeout as int. The client
+        # decodes replies (decode_responses=True), which redis-py's types cannot tell: hence the casts.
+        job_id = await self.redis.blmove(
+            keys.QUEUE,
+            self.processing_key,
+            timeout,  # type: ignore[arg-type]
+            "RIGHT",
+            "LEFT",
+        )
+        return cast("str | None", job_id)
 
     async def held(self) -> list[str]:
         """The job ids in this worker's processing list."""
-        return await self.redis.lrange(self.processing_key, 0, -1)
+        return cast("list[str]", await self.redis.lrange(self.processing_key, 0, -1))
 
     async def settle(self, job_id: str, terminal_states: list[str]) -> bool:
         """Drop a job from this worker's list if it is finished, gone or another's; True if dropped."""
@@ -128,7 +138,7 @@ class ReliableQueue:
     async def reap(self, terminal_states: list[str]) -> int:
         """Requeue the jobs of every dispatcher whose lease has expired. Returns how many moved."""
         moved = 0
-        for worker in await self.redis.smembers(keys.WORKERS):
+        for worker in cast("set[str]", await self.redis.smembers(keys.WORKERS)):
             result = await self._requeue_dead(
                 keys=[keys.processing(worker), keys.QUEUE, keys.WORKERS, keys.worker_alive(worker)],
                 args=[worker, time.time(), *terminal_states],

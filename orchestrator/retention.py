@@ -30,12 +30,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from redis.asyncio import Redis
 
 from meshforge import redis_keys as keys
 from meshforge.cancellation import JOB_ID
-from meshforge.settings import Settings
+from meshforge.settings import DispatcherSettings
 from meshforge.storage import Storage
 from orchestrator.auth import upload_id
 from orchestrator.indexes import ALL_STATES, TERMINAL, backfill, lua_key, state_index
@@ -93,7 +94,12 @@ class SweepReport:
 
 class Sweeper:
     def __init__(
-        self, redis: Redis, settings: Settings, storage: Storage | None = None, *, use_lock: bool = True
+        self,
+        redis: Redis,
+        settings: DispatcherSettings,
+        storage: Storage | None = None,
+        *,
+        use_lock: bool = True,
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -165,8 +171,12 @@ class Sweeper:
         if retention <= 0:
             return []
         cutoff = now - retention
-        due = await self.redis.zrangebyscore(
-            keys.JOBS_ENDED, "-inf", cutoff, start=0, num=self.settings.retention_batch
+        # The client decodes replies (decode_responses=True), which redis-py's types cannot tell.
+        due = cast(
+            "list[str]",
+            await self.redis.zrangebyscore(
+                keys.JOBS_ENDED, "-inf", cutoff, start=0, num=self.settings.retention_batch
+            ),
         )
         if not due:
             return []
@@ -212,7 +222,7 @@ class Sweeper:
         """The uploads named by the ``image_paths`` of every job not yet finished."""
         live: list[str] = []
         for state in LIVE_STATES:
-            live.extend(await self.redis.zrange(state_index(state), 0, -1))
+            live.extend(cast("list[str]", await self.redis.zrange(state_index(state), 0, -1)))
         if not live:
             return set()
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +11,6 @@ from fastapi.responses import FileResponse
 from meshforge.errors import Conflict, InvalidInput, NotFound
 from meshforge.outbound import precheck_url
 from meshforge.schemas import (
-    MAX_SEED,
     FromImageRequest,
     GenerateRequest,
     HealthResponse,
@@ -24,6 +22,7 @@ from meshforge.schemas import (
     JobStatus,
     OutputFormat,
     UploadResponse,
+    random_seed,
 )
 from meshforge.service import documented_errors as errors
 from meshforge.storage import Storage
@@ -54,13 +53,14 @@ MAX_OFFSET = 1_000_000_000  # Redis range indexes are 64-bit: a larger offset wa
 
 
 def _store(request: Request) -> JobStore:
-    return request.app.state.jobs
+    store: JobStore = request.app.state.jobs
+    return store
 
 
 def _fix_seed(body: JobOptions) -> None:
     """A job without a seed gets one, recorded in its request, so any job can be reproduced."""
     if body.seed is None:
-        body.seed = secrets.randbelow(MAX_SEED + 1)
+        body.seed = random_seed()
 
 
 def _created(job_id: str) -> JobCreated:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from meshforge.errors import InvalidInput, PayloadTooLarge
 from meshforge.images import ALLOWED_FORMATS, ImageLimits, decode_image, shown_name
 from meshforge.schemas import CANONICAL_VIEW_COUNTS as VIEW_COUNTS
-from meshforge.settings import get_settings
+from meshforge.settings import OrchestratorSettings, load_settings
 from meshforge.storage import Storage, atomic_write_bytes
 
 # Checking an upload needs only a small copy: a JPEG is decoded at reduced scale (the whole file is
@@ -75,7 +75,7 @@ async def store_uploads(
         raise InvalidInput("no files were uploaded: send one or more images as multipart field 'files'")
     if len(files) > max_images:
         raise InvalidInput(f"too many images: at most {max_images} per upload")
-    settings = get_settings()
+    settings = load_settings(OrchestratorSettings)
     limits = limits or ImageLimits.from_settings(settings)
     slots = _decode_slots(settings.image_work_concurrency)
     checked: list[tuple[bytes, str]] = []

@@ -17,7 +17,7 @@ from meshforge.internal_token import require_internal_token
 from meshforge.logging import work_span
 from meshforge.schemas import HealthResponse
 from meshforge.service import add_health_route, service_app
-from meshforge.settings import get_settings
+from meshforge.settings import PostprocessSettings, load_settings
 from meshforge.stage_schemas import PostprocessRequest, PostprocessResponse
 from meshforge.storage import Storage
 from postprocess_service.backends import load_backend
@@ -28,7 +28,7 @@ SERVICE = "postprocess-service"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
+    settings = load_settings(PostprocessSettings)
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
     app.state.backend = load_backend(settings)
@@ -36,7 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = service_app(SERVICE, lifespan=lifespan)
-require_internal_token(app, SERVICE, get_settings().internal_token)
+require_internal_token(app, SERVICE, load_settings(PostprocessSettings).internal_token)
 add_health_route(
     app,
     SERVICE,
@@ -57,13 +57,13 @@ async def clean(body: PostprocessRequest, request: Request) -> PostprocessRespon
     mesh_path = storage.shared_file(body.mesh_path, (storage.cache,))  # the reconstruction stage's mesh
     job = FinishJob(
         mesh_path=mesh_path,
-        output_path=_target(storage, body, mesh_path),
+        output_path=storage.inside(storage.outputs, body.output_path, what="output path"),
         output_format=body.output_format.value,
         target_faces=body.target_faces,
         origin=body.origin,
         height_m=body.height_m,
         texture_size=body.texture_size,
-        preview_path=_preview(storage, body, mesh_path),
+        preview_path=_preview(storage, body),
     )
     started = time.monotonic()
     with work_span(body.job_id, SERVICE):
@@ -79,14 +79,7 @@ async def clean(body: PostprocessRequest, request: Request) -> PostprocessRespon
     )
 
 
-def _target(storage: Storage, body: PostprocessRequest, mesh_path: Path) -> Path:
-    if body.output_path is not None:
-        return storage.inside(storage.outputs, body.output_path, what="output path")
-    return storage.asset_path(mesh_path.stem, body.output_format.asset_suffix)
-
-
-def _preview(storage: Storage, body: PostprocessRequest, mesh_path: Path) -> Path | None:
-    if not body.preview:
+def _preview(storage: Storage, body: PostprocessRequest) -> Path | None:
+    if body.preview_path is None:
         return None
-    stem = body.job_id or mesh_path.stem
-    return storage.preview_path(stem)
+    return storage.inside(storage.outputs, body.preview_path, what="preview path")

@@ -224,7 +224,7 @@ def read_fbx_file(fbx_path: Path) -> dict[str, Any]:
 
 def _stored_positions(nodes: list[Any]) -> list[tuple[float, float, float]]:
     """Every Geometry's vertices as written, without the objects' transforms."""
-    points = []
+    points: list[tuple[float, float, float]] = []
     for node in nodes:
         if node.id != b"Geometry":
             continue

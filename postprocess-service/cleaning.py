@@ -1,4 +1,4 @@
-"""Load, clean, decimate and place the raw reconstructed mesh before it is exported.
+"""Load, clean and decimate the raw reconstructed mesh before it is placed (placement.py) and exported.
 
 The reconstruction stage hands over a marching-cubes surface: closed, vertex-coloured, +Y up, front
 facing +Z, longest side about one unit. No function here modifies the mesh it is given, and every
@@ -77,7 +77,7 @@ def vertex_colours(mesh: trimesh.Trimesh) -> NDArray[np.uint8] | None:
     visual = mesh.visual
     if visual is None or visual.kind is None:
         return None
-    if visual.kind == "texture":
+    if isinstance(visual, trimesh.visual.TextureVisuals):
         visual = visual.to_color()
     # ColorVisuals averages face colours onto the vertices when only face colours are set.
     colours = np.asarray(visual.vertex_colors, dtype=np.uint8)
@@ -95,7 +95,10 @@ def _merge_into_one_mesh(loaded: object) -> trimesh.Trimesh | None:
     parts = [_bare_mesh(part) for part in parts if len(part.faces) > 0]
     if not parts:
         return None
-    return parts[0] if len(parts) == 1 else trimesh.util.concatenate(parts)
+    if len(parts) == 1:
+        return parts[0]
+    merged = trimesh.util.concatenate(parts)
+    return merged if isinstance(merged, trimesh.Trimesh) else None
 
 
 def _bare_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -319,17 +322,3 @@ def _carry_colours_over(source: trimesh.Trimesh, result: trimesh.Trimesh) -> Non
     # is a faithful colour sample.
     _, nearest = cKDTree(source.vertices).query(result.vertices)
     result.visual = trimesh.visual.ColorVisuals(result, vertex_colors=colours[nearest])
-
-
-# ------------------------------------------------------------------------------------------- placement
-
-
-def place_on_ground(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """Translate so the bounding box's bottom centre sits at the origin; the axes are left as they are."""
-    if len(mesh.vertices) == 0:
-        raise InvalidInput("an empty mesh cannot be placed on the ground")
-    lower, upper = mesh.bounds
-    centre = (lower + upper) / 2.0
-    placed = mesh.copy()
-    placed.apply_translation([-centre[0], -lower[1], -centre[2]])
-    return placed

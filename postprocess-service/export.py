@@ -30,6 +30,8 @@ from PIL import Image
 
 from meshforge.errors import BackendError, InvalidInput, UnsupportedFormat
 from meshforge.geometry.colour import srgb_to_linear
+from meshforge.geometry.visuals import colour_visual, texture_visual
+from meshforge.images import encode_png
 from meshforge.storage import atomic_write_bytes
 from postprocess_service.cleaning import vertex_colours
 from postprocess_service.usdz import encode_usdz
@@ -110,11 +112,12 @@ def _asset_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
             vertices=mesh.vertices, faces=mesh.faces, vertex_colors=vertex_colours(mesh), process=False
         )
     else:
+        textured = texture_visual(mesh)
         asset = trimesh.Trimesh(
             vertices=mesh.vertices,
             faces=mesh.faces,
             vertex_normals=_welded_normals(mesh),
-            visual=trimesh.visual.TextureVisuals(uv=mesh.visual.uv, material=mesh.visual.material),
+            visual=trimesh.visual.TextureVisuals(uv=textured.uv, material=textured.material),
             process=False,
         )
     asset.remove_unreferenced_vertices()
@@ -141,9 +144,10 @@ def _encode_glb(mesh: trimesh.Trimesh, path: Path) -> bytes:
     # smooth marching-cubes surface look faceted. COLOR_0 is linear light by the glTF specification,
     # while our colours are sRGB (they come from images): written unconverted they look washed out.
     # A base-colour texture, in contrast, is sRGB by the specification, so a textured mesh goes as is.
-    if mesh.visual.kind == "vertex":
+    if isinstance(mesh.visual, trimesh.visual.ColorVisuals) and mesh.visual.kind == "vertex":
         mesh = mesh.copy()
-        mesh.visual.vertex_colors = srgb_to_linear(mesh.visual.vertex_colors)
+        visual = colour_visual(mesh)
+        visual.vertex_colors = srgb_to_linear(visual.vertex_colors)
     return trimesh.exchange.gltf.export_glb(trimesh.Scene(mesh), include_normals=True)
 
 
@@ -155,7 +159,7 @@ def _encode_obj_zip(mesh: trimesh.Trimesh, path: Path) -> bytes:
     else:
         files = {
             f"{stem}.obj": _textured_obj(mesh, stem),
-            f"{stem}.mtl": _mtl(stem, mesh.visual.material),
+            f"{stem}.mtl": _mtl(stem, texture_visual(mesh).material),
             f"{stem}.png": _png(image),
         }
     buffer = io.BytesIO()
@@ -213,7 +217,7 @@ def _textured_obj(mesh: trimesh.Trimesh, stem: str) -> bytes:
         f"# {HEADER}",
         f"mtllib {stem}.mtl",
         block("v", mesh.vertices),
-        block("vt", mesh.visual.uv),
+        block("vt", texture_visual(mesh).uv),
         block("vn", mesh.vertex_normals),
         f"usemtl {stem}",
         "f " + corners,
@@ -243,10 +247,8 @@ def _mtl(stem: str, material: trimesh.visual.material.Material) -> bytes:
 
 
 def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
     # PNG holds RGB and RGBA as they are; palette, CMYK or 16-bit images become RGB.
-    (image if image.mode in ("RGB", "RGBA") else image.convert("RGB")).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encode_png(image if image.mode in ("RGB", "RGBA") else image.convert("RGB"))
 
 
 _ENCODERS: dict[str, Callable[[trimesh.Trimesh, Path], bytes]] = {

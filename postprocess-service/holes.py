@@ -13,6 +13,9 @@ from collections import defaultdict
 import numpy as np
 import trimesh
 from numpy.typing import NDArray
+from trimesh.visual import ColorVisuals
+
+from meshforge.geometry.visuals import colour_visual
 
 
 def fill_holes(mesh: trimesh.Trimesh) -> int:
@@ -21,8 +24,8 @@ def fill_holes(mesh: trimesh.Trimesh) -> int:
     if not loops:
         return 0
     colours = _vertex_colours(mesh)
-    vertices = [mesh.vertices]
-    faces = [mesh.faces]
+    vertices: list[np.ndarray] = [mesh.vertices]
+    faces: list[np.ndarray] = [mesh.faces]
     new_colours = []
     next_index = len(mesh.vertices)
     for loop in loops:
@@ -34,7 +37,7 @@ def fill_holes(mesh: trimesh.Trimesh) -> int:
         next_index += 1
     filled = trimesh.Trimesh(np.vstack(vertices), np.vstack(faces), process=False)
     if colours is not None:
-        filled.visual.vertex_colors = np.vstack([colours, *new_colours]).round().astype(np.uint8)
+        colour_visual(filled).vertex_colors = np.vstack([colours, *new_colours]).round().astype(np.uint8)
     mesh.vertices, mesh.faces, mesh.visual = filled.vertices, filled.faces, filled.visual
     return len(loops)
 
@@ -69,6 +72,7 @@ def _take(outgoing: dict[int, list[int]], vertex: int) -> int:
 
 
 def _vertex_colours(mesh: trimesh.Trimesh) -> NDArray[np.float64] | None:
-    if mesh.visual.kind != "vertex":
+    visual = mesh.visual
+    if not isinstance(visual, ColorVisuals) or visual.kind != "vertex":
         return None
-    return np.asarray(mesh.visual.vertex_colors, dtype=np.float64)
+    return np.asarray(visual.vertex_colors, dtype=np.float64)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import trimesh
 
-Origin = Literal["bottom", "center"]
+from meshforge.schemas import Origin
 
 
-def place(mesh: trimesh.Trimesh, origin: Origin = "bottom", height_m: float | None = None) -> trimesh.Trimesh:
+def place(
+    mesh: trimesh.Trimesh, origin: Origin = Origin.bottom, height_m: float | None = None
+) -> trimesh.Trimesh:
     """Scale to ``height_m`` metres tall (when given), then move the origin.
 
     "bottom" puts the bounding box's bottom centre at the origin, so the asset stands on the ground
@@ -23,7 +23,7 @@ def place(mesh: trimesh.Trimesh, origin: Origin = "bottom", height_m: float | No
             placed.apply_scale(height_m / height)
     low, high = placed.bounds
     anchor = (low + high) / 2.0
-    if origin == "bottom":
+    if origin == Origin.bottom:
         anchor[1] = low[1]
     placed.apply_translation(-np.asarray(anchor))
     return placed

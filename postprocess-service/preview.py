@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import trimesh
 from PIL import Image
 
 from meshforge.geometry.raster import render_mesh
 from meshforge.geometry.views import OBJECT_EXTENT, CanonicalView, camera_for
+from meshforge.images import encode_png
 
 # Three-quarter view from the front right and a little above: shows front, side and top at once.
 PREVIEW_VIEW = CanonicalView("preview", azimuth_deg=35.0, elevation_deg=25.0)
@@ -22,6 +21,4 @@ def render_preview(mesh: trimesh.Trimesh, size: int = 512) -> bytes:
     if longest > 0:
         framed.apply_scale(OBJECT_EXTENT / longest)
     rgba = render_mesh(framed, camera_for(PREVIEW_VIEW, size)).rgba
-    buffer = io.BytesIO()
-    Image.fromarray(rgba[..., :3]).save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    return encode_png(Image.fromarray(rgba[..., :3]), optimize=True)

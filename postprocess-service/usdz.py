@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import trimesh
@@ -27,6 +28,7 @@ from pxr import Gf, Kind, Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt
 
 from meshforge.errors import BackendError
 from meshforge.geometry.colour import srgb_to_linear
+from meshforge.geometry.visuals import texture_visual
 
 ROOT = Sdf.Path("/Asset")
 MESH = ROOT.AppendChild("Mesh")
@@ -77,10 +79,11 @@ def _author_stage(
     if texture_png is not None:
         (folder / TEXTURE_NAME).parent.mkdir(parents=True, exist_ok=True)
         (folder / TEXTURE_NAME).write_bytes(texture_png)
+        visual = texture_visual(mesh)
         UsdGeom.PrimvarsAPI(geometry).CreatePrimvar(
             PRIMVAR_ST, Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.vertex
-        ).Set(_vec_array(Vt.Vec2fArray, mesh.visual.uv))
-        material = _textured_material(stage, mesh.visual.material)
+        ).Set(_vec_array(Vt.Vec2fArray, visual.uv))
+        material = _textured_material(stage, visual.material)
     else:
         if colours is not None:
             linear = srgb_to_linear(np.asarray(colours)[:, :3]) / 255.0
@@ -161,5 +164,6 @@ def _preview_surface(stage: Usd.Stage, source: object) -> tuple[UsdShade.Materia
     return material, surface
 
 
-def _vec_array(kind: type, values: np.ndarray) -> object:
+def _vec_array(kind: Any, values: np.ndarray) -> object:
+    """``values`` as an array of pxr.Vt class ``kind`` (Vt.Vec2fArray, Vt.Vec3fArray, ...)."""
     return kind.FromNumpy(np.ascontiguousarray(values, dtype=np.float32))

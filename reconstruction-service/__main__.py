@@ -1,10 +1,10 @@
 """`python -m reconstruction_service`: listens on MESHFORGE_HOST:MESHFORGE_RECONSTRUCTION_SERVICE_PORT."""
 
 from meshforge.service import serve
-from meshforge.settings import get_settings
+from meshforge.settings import ReconstructionSettings, load_settings
 
 if __name__ == "__main__":
-    settings = get_settings()
+    settings = load_settings(ReconstructionSettings)
     serve(
         "reconstruction_service.app:app",
         "reconstruction-service",

@@ -27,7 +27,7 @@ from meshforge.service import (
     service_app,
     start_backend,
 )
-from meshforge.settings import get_settings
+from meshforge.settings import ReconstructionSettings, load_settings
 from meshforge.stage_schemas import ReconstructRequest, ReconstructResponse
 from meshforge.storage import Storage, atomic_write_bytes
 from reconstruction_service.backends import load_backend
@@ -39,16 +39,16 @@ MESH_FORMATS = ("glb", "obj", "ply")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_settings()
+    settings = load_settings(ReconstructionSettings)
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
-    app.state.backend = start_backend(SERVICE, lambda: load_backend(settings.reconstruction_backend))
+    app.state.backend = start_backend(SERVICE, lambda: load_backend(settings))
     app.state.runner = ExclusiveRunner(SERVICE, retry_after=2.0)
     yield
 
 
 app = service_app(SERVICE, lifespan=lifespan)
-require_internal_token(app, SERVICE, get_settings().internal_token)
+require_internal_token(app, SERVICE, load_settings(ReconstructionSettings).internal_token)
 add_health_route(
     app,
     SERVICE,
@@ -56,7 +56,7 @@ add_health_route(
         service=SERVICE,
         backend=app.state.backend.name,
         busy=app.state.runner.busy,
-        detail={"input": app.state.backend.input.model_dump()},
+        capabilities=app.state.backend.capabilities,
     ),
 )
 add_cancel_route(app)
@@ -93,7 +93,8 @@ def _run(
 ) -> tuple[trimesh.Trimesh, dict[str, Any]]:
     images = [_load_rgba(path) for path in paths]
     mesh, detail = backend.reconstruct(images, views, resolution)
-    atomic_write_bytes(target, mesh.export(file_type=target.suffix.lstrip(".")))
+    encoded = mesh.export(file_type=target.suffix.lstrip("."))
+    atomic_write_bytes(target, encoded if isinstance(encoded, bytes) else str(encoded).encode())
     return mesh, detail
 
 
@@ -112,10 +113,7 @@ def _views(body: ReconstructRequest) -> list[CanonicalView]:
 
 
 def _target(storage: Storage, body: ReconstructRequest) -> Path:
-    if body.output_path is not None:
-        path = storage.shared_file(body.output_path, (storage.cache,))
-    else:
-        path = storage.job_cache(body.job_id or str(int(time.time() * 1000))) / "reconstruction.glb"
+    path = storage.shared_file(body.output_path, (storage.cache,))
     return path.with_suffix(f".{body.output_format}")
 
 

@@ -41,6 +41,7 @@ from skimage import measure
 from meshforge.cancellation import check_cancelled
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import CAMERA_DISTANCE, FOV_DEG, FRONT, VIEWS_BY_NAME, CanonicalView
+from meshforge.geometry.visuals import colour_visual
 from reconstruction_service.carving import (
     Grid,
     SilhouetteView,
@@ -100,7 +101,7 @@ def reconstruct(
     mesh = _surface(field, fine)
     check_cancelled()
     colours = project_vertex_colours(mesh, [view.image for view in prepared], voxel_size=fine.spacing)
-    mesh.visual.vertex_colors = colours
+    colour_visual(mesh).vertex_colors = colours
     return mesh
 
 

@@ -1,6 +1,6 @@
 """Print the requirements of one pyproject extra, with the extras it names resolved, one per line.
 
-Used by the Dockerfiles to install a service's dependencies before its sources are copied, so a code
+Used by the Dockerfile to install a service's dependencies before its sources are copied, so a code
 change does not reinstall them:  pip install $(python extra_requirements.py reconstruction)
 Standard library only: it runs before anything is installed.
 """

@@ -22,13 +22,24 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Ports are the settings defaults (meshforge/settings.py); the containers keep them.
+# Ports are the settings defaults (meshforge/settings/, each process's class); the containers keep them.
 PORTS = {
     "orchestrator": 38100,
     "image-service": 38110,
     "flux-service": 38120,
     "reconstruction-service": 38130,
     "postprocess-service": 38140,
+}
+# The five Python images come from the one Dockerfile at the repository root: the build target (a final
+# stage there, named after the service) sets the port and the command; RUNTIME picks the runtime stage
+# (python; torch: BASE_IMAGE with torch from the TORCH_CUDA wheel index; blender: headless Blender) and
+# EXTRA the pyproject extra it installs.
+IMAGES = {
+    "orchestrator": {"RUNTIME": "python", "EXTRA": "orchestrator"},
+    "image-service": {"RUNTIME": "python", "EXTRA": "image"},
+    "flux-service": {"RUNTIME": "torch", "EXTRA": "flux"},
+    "reconstruction-service": {"RUNTIME": "torch", "EXTRA": "reconstruction"},
+    "postprocess-service": {"RUNTIME": "blender", "EXTRA": "postprocess"},
 }
 # The secrets come from the shell or the project's .env file, never from a committed file:
 # `docker compose` stops, naming the variable, while one is unset or empty (docs/deployment.md).
@@ -127,8 +138,8 @@ def common_environment() -> dict[str, str]:
 
 def app_service(
     *,
-    image: str,
-    dockerfile: str,
+    target: str,
+    tag: str,
     command: list[str] | None,
     environment: dict[str, str],
     depends_on: list[str],
@@ -137,10 +148,13 @@ def app_service(
     gpu: int | None = None,
     build_args: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    build: dict[str, Any] = {"context": ".", "dockerfile": dockerfile}
-    if build_args:
-        build["args"] = build_args
-    service: dict[str, Any] = {"image": image, "build": build}
+    build: dict[str, Any] = {
+        "context": ".",
+        "dockerfile": "Dockerfile",
+        "target": target,
+        "args": IMAGES[target] | (build_args or {}),
+    }
+    service: dict[str, Any] = {"image": f"meshforge/{target}:{tag}", "build": build}
     if command is not None:
         service["command"] = command
     service["restart"] = "unless-stopped"
@@ -209,8 +223,8 @@ def build_services(layout: Layout) -> dict[str, Any]:
             },
         },
         "orchestrator": app_service(
-            image=f"meshforge/orchestrator:{tag}",
-            dockerfile="orchestrator/Dockerfile",
+            target="orchestrator",
+            tag=tag,
             command=None,
             environment=replica_lists,
             depends_on=["redis"],
@@ -220,16 +234,16 @@ def build_services(layout: Layout) -> dict[str, Any]:
         ),
         "dispatcher": app_service(
             # Same image as the orchestrator; only the command differs.
-            image=f"meshforge/orchestrator:{tag}",
-            dockerfile="orchestrator/Dockerfile",
+            target="orchestrator",
+            tag=tag,
             command=["python", "-m", "orchestrator.dispatcher"],
             environment=replica_lists,
             depends_on=["redis", "image-service", *layout.reconstruction, "postprocess-service"],
             healthcheck=dispatcher_healthcheck(),
         ),
         "image-service": app_service(
-            image=f"meshforge/image-service:{tag}",
-            dockerfile="image-service/Dockerfile",
+            target="image-service",
+            tag=tag,
             command=None,
             environment={"MESHFORGE_FLUX_SERVICE_URLS": flux_urls},
             depends_on=list(layout.flux),
@@ -248,8 +262,8 @@ def build_services(layout: Layout) -> dict[str, Any]:
         """One container per GPU of a model stage (flux-service, reconstruction-service)."""
         return {
             name: app_service(
-                image=f"meshforge/{service}:{torch_tag}",
-                dockerfile=f"{service}/Dockerfile",
+                target=service,
+                tag=torch_tag,
                 build_args=torch_args,
                 command=None,
                 environment=environment,
@@ -270,8 +284,8 @@ def build_services(layout: Layout) -> dict[str, Any]:
         {"MESHFORGE_RECONSTRUCTION_BACKEND": reconstruction_backend},
     )
     services["postprocess-service"] = app_service(
-        image=f"meshforge/postprocess-service:{tag}",
-        dockerfile="postprocess-service/Dockerfile",
+        target="postprocess-service",
+        tag=tag,
         command=None,
         environment={},
         depends_on=[],
@@ -401,8 +415,9 @@ def layout_for(args: argparse.Namespace) -> Layout:
     if args.gpus == 1:
         # Both stages need a replica, so on one GPU they share it (and its memory).
         return Layout([0], [0], cpu=False, gpus=1)
-    flux = list(range(args.flux_gpus))
-    return Layout(flux, list(range(args.flux_gpus, args.gpus)), cpu=False, gpus=args.gpus)
+    flux: list[int | None] = list(range(args.flux_gpus))
+    reconstruction: list[int | None] = list(range(args.flux_gpus, args.gpus))
+    return Layout(flux, reconstruction, cpu=False, gpus=args.gpus)
 
 
 def generate(argv: list[str]) -> tuple[Path, str]:

@@ -11,13 +11,13 @@ import time
 
 import httpx
 
-from meshforge.settings import get_settings
+from meshforge.settings import OrchestratorSettings, load_settings
 
 TIMEOUT_SECONDS = 120.0
 
 
 def main() -> int:
-    settings = get_settings()
+    settings = load_settings(OrchestratorSettings)  # the only process it asks: the orchestrator
     api = f"http://localhost:{settings.orchestrator_port}"
     deadline = time.monotonic() + TIMEOUT_SECONDS
     last = "no answer yet"

@@ -22,8 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from pydantic import BaseModel, ValidationError
 
-from meshforge.settings import Settings
+from meshforge.service import describe_validation_errors
+from meshforge.settings import DispatcherSettings, is_settings_variable
+from meshforge.stage_schemas import (
+    ImagineFromPathsRequest,
+    ImagineFromUrlsRequest,
+    ImagineGenerateRequest,
+    PostprocessRequest,
+    ReconstructRequest,
+)
 from orchestrator.dispatcher import Dispatcher, build_pools
 from orchestrator.jobs import TERMINAL, JobStore
 from tests.fleet import REPO, free_port, wait_until
@@ -81,6 +90,7 @@ class Call:
     path: str
     job_id: str
     at: float
+    body: dict[str, Any] = field(default_factory=dict)
 
 
 HANG_UP = (0, {})
@@ -88,11 +98,24 @@ HANG_UP = (0, {})
 
 Reply = tuple[int, dict[str, Any]]
 
+# Each stage route: the request model the real service validates, and the shared folder its output
+# must lie in (the dispatcher decides the paths; the services require them and check the folder).
+ROUTES: dict[str, tuple[type[BaseModel], str]] = {
+    "/imagine/generate": (ImagineGenerateRequest, "inputs"),
+    "/imagine/from-urls": (ImagineFromUrlsRequest, "inputs"),
+    "/imagine/from-paths": (ImagineFromPathsRequest, "inputs"),
+    "/reconstruct/mesh": (ReconstructRequest, "cache"),
+    "/postprocess/clean": (PostprocessRequest, "outputs"),
+}
+
 
 class FakeStage:
     """One HTTP server on loopback answering every stage path (images, reconstruction, post-processing)
     with a valid result, recording each call. ``behave(call)`` may answer instead: a (status, body)
     pair, HANG_UP, or None for the normal answer; it may also block (it runs in the request's thread).
+
+    Like the real services it validates each request with the stage's schema and refuses (422) an
+    output path outside the stage's folder of ``data_dir``; its results are the paths it was sent.
     """
 
     def __init__(self, data_dir: Path) -> None:
@@ -113,17 +136,27 @@ class FakeStage:
         with self._lock:
             return [c for c in self.calls if c.path.startswith(prefix) and job_id in (None, c.job_id)]
 
-    def answer(self, path: str, job_id: str) -> dict[str, Any]:
-        folder = self.data_dir / "cache" / job_id
+    def answer(self, path: str, body: dict[str, Any]) -> Reply:
+        if path not in ROUTES:
+            return 404, {"detail": f"no route {path}", "code": "not_found"}
+        model, folder = ROUTES[path]
+        try:
+            request: Any = model.model_validate(body)
+        except ValidationError as exc:
+            return 422, {"detail": describe_validation_errors(list(exc.errors())), "code": "invalid_request"}
+        output = Path(request.output_dir if path.startswith("/imagine/") else request.output_path)
+        preview = getattr(request, "preview_path", None)
+        for written in [output] + ([Path(preview)] if preview else []):
+            if self.data_dir / folder not in written.parents:
+                return 422, {"detail": f'"{written}" is outside {folder}/', "code": "invalid_input"}
         if path.startswith("/imagine/"):
-            return {"image_paths": [str(folder / "front.png")], "views": ["front"], "backend": "fake"} | {
-                "seconds": 0.0
-            }
+            views = {"image_paths": [str(output / "views" / "00-front.png")], "views": ["front"]}
+            return 200, views | {"backend": "fake", "seconds": 0.0}
         if path.startswith("/reconstruct/"):
-            mesh = {"mesh_path": str(folder / "mesh.glb")}
+            mesh = {"mesh_path": str(output.with_suffix(f".{request.output_format}"))}
         else:
-            mesh = {"asset_path": str(self.data_dir / "outputs" / f"{job_id}.glb")}
-        return mesh | {"backend": "fake", "vertices": 8, "faces": 12, "seconds": 0.0}
+            mesh = {"asset_path": str(output), "preview_path": request.preview_path}
+        return 200, mesh | {"backend": "fake", "vertices": 8, "faces": 12, "seconds": 0.0}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stage = self
@@ -139,14 +172,14 @@ class FakeStage:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                call = Call(self.path, str(body.get("job_id") or ""), time.time())
+                call = Call(self.path, str(body.get("job_id") or ""), time.time(), body)
                 with stage._lock:
                     stage.calls.append(call)
                 reply = stage.behave(call)
                 if reply is HANG_UP:
                     self.close_connection = True
                     return
-                self._send(*(reply or (200, stage.answer(self.path, call.job_id))))
+                self._send(*(reply or stage.answer(self.path, body)))
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
@@ -176,12 +209,12 @@ def stage_env(server: AofRedis, stage: FakeStage, data_dir: Path, **extra: str) 
     }
 
 
-def settings_of(env: dict[str, str]) -> Settings:
-    return Settings(**{key.removeprefix("MESHFORGE_").lower(): value for key, value in env.items()})
+def settings_of(env: dict[str, str]) -> DispatcherSettings:
+    return DispatcherSettings(**{key.removeprefix("MESHFORGE_").lower(): value for key, value in env.items()})
 
 
 def start_dispatcher_process(env: dict[str, str], log: Path) -> subprocess.Popen:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MESHFORGE_")}
+    clean = {k: v for k, v in os.environ.items() if not is_settings_variable(k)}
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator.dispatcher"],
         cwd=REPO,

@@ -24,6 +24,7 @@ import httpx
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
+from meshforge.settings import is_settings_variable
 from tests.gltf_validator import assert_valid_glb
 
 REPO = Path(__file__).resolve().parent.parent
@@ -214,7 +215,7 @@ def start_fleet(
         return ",".join(f"http://127.0.0.1:{p}" for p in port_list)
 
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MESHFORGE_")},
+        **{k: v for k, v in os.environ.items() if not is_settings_variable(k)},
         "MESHFORGE_DATA_DIR": str(data_dir),
         "MESHFORGE_REDIS_URL": redis.url,
         "MESHFORGE_FLUX_SERVICE_URLS": urls(ports["flux"]),

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from meshforge.settings import Settings
+from meshforge.settings import OrchestratorSettings
 from orchestrator.auth import load_keys
 from tests.api_keys import KEYS, bearer
 from tests.fleet import REPO, Fleet, Stack, start_stack, wait_for_end
@@ -174,7 +174,7 @@ def test_create_api_key_prints_a_key_and_an_entry_the_server_accepts(tmp_path: P
     assert key.startswith("mf_") and len(key) > 40 and key not in lines[3]
     keys_file = tmp_path / "keys.json"
     keys_file.write_text(json.dumps([entry]))
-    ring = load_keys(Settings(api_keys_file=keys_file, default_requests_per_minute=7))
+    ring = load_keys(OrchestratorSettings(api_keys_file=keys_file, default_requests_per_minute=7))
     caller = ring.caller_for(key)
     assert ring.enabled and caller is not None
     assert (caller.name, caller.admin, caller.max_concurrent_jobs, caller.requests_per_minute) == (
@@ -200,9 +200,9 @@ def test_create_api_key_prints_a_key_and_an_entry_the_server_accepts(tmp_path: P
 )
 def test_a_bad_key_list_stops_start_up_with_a_reason(keys: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
-        load_keys(Settings(api_keys=keys))
+        load_keys(OrchestratorSettings(api_keys=keys))
 
 
 def test_keys_are_off_by_default_and_on_even_for_an_empty_list() -> None:
-    assert not load_keys(Settings()).enabled
-    assert load_keys(Settings(api_keys="[]")).enabled
+    assert not load_keys(OrchestratorSettings()).enabled
+    assert load_keys(OrchestratorSettings(api_keys="[]")).enabled

@@ -143,12 +143,15 @@ def test_cancelling_during_post_processing_frees_it_and_leaves_no_file(
         "texture_size": 256,
         "job_id": other,
         "output_path": str(fleet.data_dir / "outputs" / f"{other}.glb"),
+        "preview_path": str(fleet.data_dir / "outputs" / f"{other}.preview.png"),
     }
     answer = httpx.post(f"{replica}/postprocess/clean", json=body, timeout=30)
     assert answer.status_code == 200, answer.text
     assert api.get(f"/3d/status/{job_id}").json()["state"] == "cancelled"
     assert_no_outputs(fleet, job_id)
-    assert outputs_of(fleet, other), "the next job's asset is written as usual"
+    written = [Path(body["output_path"]), Path(body["preview_path"])]
+    assert outputs_of(fleet, other) == written, "the next job's asset and preview go where it said"
+    assert [answer.json()["asset_path"], answer.json()["preview_path"]] == [str(p) for p in written]
 
 
 def test_every_stage_service_answers_a_cancel_for_any_job_and_refuses_a_bad_id(fleet: Fleet) -> None:

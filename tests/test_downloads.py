@@ -13,6 +13,7 @@ import asyncio
 import io
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +23,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from image_service.downloads import DownloadFailed, DownloadLimits, download_client, download_image
-from meshforge.settings import get_settings
+from meshforge.settings import load_settings
 from tests.tiny_matting import build_tiny_matting_model
 
 LIMITS = DownloadLimits(
@@ -217,29 +218,50 @@ def image_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[T
     monkeypatch.setenv("MESHFORGE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MESHFORGE_DOWNLOAD_MAX_REDIRECTS", "1")
     monkeypatch.setenv("MESHFORGE_OUTBOUND_ALLOWED_NETWORKS", ",".join(LOOPBACK_ALLOWED))
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     with TestClient(app) as client:
         yield client
-    get_settings.cache_clear()
+    load_settings.cache_clear()
 
 
-def test_from_urls_normalises_and_reports_the_matting_backend(image_service: TestClient, server: str) -> None:
-    response = image_service.post("/imagine/from-urls", json={"urls": [f"{server}/ok.png"], "image_size": 64})
+def job_inputs(data_dir: Path) -> Path:
+    """A job's folder under inputs/, where the dispatcher has image-service write the job's views."""
+    return data_dir / "inputs" / "jobs" / uuid.uuid4().hex
+
+
+def test_from_urls_normalises_and_reports_the_matting_backend(
+    image_service: TestClient, server: str, tmp_path: Path
+) -> None:
+    folder = job_inputs(tmp_path)
+    body = {"urls": [f"{server}/ok.png"], "image_size": 64, "output_dir": str(folder)}
+    response = image_service.post("/imagine/from-urls", json=body)
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["views"] == ["front"] and result["detail"]["matting"] == "flood_fill"
+    assert result["image_paths"] == [str(folder / "views" / "00-front.png")]
     assert Image.open(result["image_paths"][0]).size == (64, 64)
     assert image_service.get("/health").json()["detail"]["matting"] == "flood_fill"
 
 
 def test_from_urls_failures_name_the_url_and_use_the_configured_limits(
-    image_service: TestClient, server: str
+    image_service: TestClient, server: str, tmp_path: Path
 ) -> None:
     url = f"{server}/hop/1"  # 2 redirects; MESHFORGE_DOWNLOAD_MAX_REDIRECTS=1
     urls = [f"{server}/ok.png", url, f"{server}/ok.png", f"{server}/ok.png"]
-    response = image_service.post("/imagine/from-urls", json={"urls": urls})
+    folder = job_inputs(tmp_path)
+    response = image_service.post("/imagine/from-urls", json={"urls": urls, "output_dir": str(folder)})
     assert response.status_code == 422
     assert url in response.json()["detail"] and "more than 1 redirects" in response.json()["detail"]
+    assert not folder.exists()  # nothing of a failed download is kept
+
+
+def test_from_urls_without_an_output_folder_is_refused_naming_the_field(
+    image_service: TestClient, server: str
+) -> None:
+    response = image_service.post("/imagine/from-urls", json={"urls": [f"{server}/ok.png"], "image_size": 64})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_request"
+    assert response.json()["detail"] == "output_dir: this field is required"
 
 
 def test_onnx_matting_is_loaded_from_models_and_reported(
@@ -251,16 +273,15 @@ def test_onnx_matting_is_loaded_from_models_and_reported(
     monkeypatch.setenv("MESHFORGE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MESHFORGE_MATTING_BACKEND", "onnx")
     monkeypatch.setenv("MESHFORGE_OUTBOUND_ALLOWED_NETWORKS", ",".join(LOOPBACK_ALLOWED))
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     try:
         with TestClient(app) as client:
-            response = client.post(
-                "/imagine/from-urls", json={"urls": [f"{server}/ok.png"], "image_size": 64}
-            )
+            body = {"urls": [f"{server}/ok.png"], "image_size": 64, "output_dir": str(job_inputs(tmp_path))}
+            response = client.post("/imagine/from-urls", json=body)
     finally:
-        get_settings.cache_clear()
+        load_settings.cache_clear()
     assert response.status_code == 200, response.text
-    assert response.json()["detail"]["matting"] == "onnx:u2net.onnx"
+    assert response.json()["detail"]["matting"] == "onnx"
 
 
 def test_missing_onnx_model_stops_start_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,9 +290,9 @@ def test_missing_onnx_model_stops_start_up(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setenv("MESHFORGE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MESHFORGE_MATTING_BACKEND", "onnx")
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     try:
         with pytest.raises(ModelNotFound, match="scripts/download-models"), TestClient(app):
             pass
     finally:
-        get_settings.cache_clear()
+        load_settings.cache_clear()

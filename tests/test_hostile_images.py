@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from benchmarks.image_memory import measure, object_photo
-from meshforge.settings import get_settings
+from meshforge.settings import load_settings
 from tests.fleet import Fleet, wait_for_end
 from tests.hostile_images import HOSTILE, still
 
@@ -179,10 +179,10 @@ def image_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[T
 
     monkeypatch.setenv("MESHFORGE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MESHFORGE_IMAGE_WORK_CONCURRENCY", "1")
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     with TestClient(app) as client:
         yield client
-    get_settings.cache_clear()
+    load_settings.cache_clear()
 
 
 def place(tmp_path: Path, name: str, data: bytes) -> str:
@@ -192,6 +192,12 @@ def place(tmp_path: Path, name: str, data: bytes) -> str:
     return f"hostile/{name}"
 
 
+def from_paths(tmp_path: Path, path: str) -> dict[str, object]:
+    """A /imagine/from-paths body for one image, its views going to a job's folder under inputs/."""
+    output_dir = tmp_path / "inputs" / "jobs" / uuid.uuid4().hex
+    return {"image_paths": [path], "image_size": 64, "output_dir": str(output_dir)}
+
+
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_from_paths_refuses_hostile_images_naming_the_file_and_the_reason(
@@ -199,19 +205,23 @@ def test_from_paths_refuses_hostile_images_naming_the_file_and_the_reason(
 ) -> None:
     data, words = HOSTILE[name]
     path = place(tmp_path, name, data)
-    response = image_service.post("/imagine/from-paths", json={"image_paths": [path], "image_size": 64})
-    message = refusal(response)
+    body = from_paths(tmp_path, path)
+    message = refusal(image_service.post("/imagine/from-paths", json=body))
     assert message.startswith(f'"{path}" cannot be used')
     for word in words:
         assert word in message
+    assert not Path(str(body["output_dir"])).exists()  # nothing of a refused image is written
 
 
 def test_from_paths_normalises_a_good_image_reduced_on_load(
     image_service: TestClient, tmp_path: Path
 ) -> None:
     path = place(tmp_path, "big.png", still((3000, 2400)))
-    response = image_service.post("/imagine/from-paths", json={"image_paths": [path], "image_size": 64})
+    body = from_paths(tmp_path, path)
+    response = image_service.post("/imagine/from-paths", json=body)
     assert response.status_code == 200, response.text
+    (view,) = response.json()["image_paths"]
+    assert view == f"{body['output_dir']}/views/00-front.png"
 
 
 def test_image_work_runs_at_most_the_configured_number_of_jobs_at_once(
@@ -237,8 +247,7 @@ def test_image_work_runs_at_most_the_configured_number_of_jobs_at_once(
     path = place(tmp_path, "front.png", still((128, 128)))
 
     def call(_: int) -> int:
-        body = {"image_paths": [path], "image_size": 64}
-        return image_service.post("/imagine/from-paths", json=body).status_code
+        return image_service.post("/imagine/from-paths", json=from_paths(tmp_path, path)).status_code
 
     with ThreadPoolExecutor(4) as pool:
         statuses = list(pool.map(call, range(4)))

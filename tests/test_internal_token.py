@@ -12,6 +12,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,13 +24,56 @@ pytestmark = pytest.mark.fleet
 
 TOKEN = secrets.token_hex(32)
 STAGES = ("IMAGE", "FLUX", "RECONSTRUCTION", "POSTPROCESS")
-# One request per stage that would do work if it were let in.
-WORK = {
-    "IMAGE": ("/imagine/generate", {"prompt": "a red cube", "num_views": 1, "image_size": 64}),
-    "FLUX": ("/generate", {"prompt": "a red cube", "width": 32, "height": 32}),
-    "RECONSTRUCTION": ("/reconstruct/mesh", {"image_paths": ["/nowhere/view.png"]}),
-    "POSTPROCESS": ("/postprocess/clean", {"mesh_path": "/nowhere/mesh.glb"}),
-}
+OUTPUTS = ("output_dir", "output_path", "preview_path")
+
+
+def work(fleet: Fleet, stage: str) -> tuple[str, dict[str, Any]]:
+    """One request for ``stage`` that would do work if it were let in, for a fresh job, with its
+    output where the dispatcher puts it (orchestrator/stages.py)."""
+    data, job_id = fleet.data_dir, uuid.uuid4().hex
+    job_inputs = data / "inputs" / "jobs" / job_id
+    mesh = data / "cache" / "jobs" / job_id / "reconstruction.glb"
+    requests: dict[str, tuple[str, dict[str, Any]]] = {
+        "IMAGE": (
+            "/imagine/generate",
+            {
+                "prompt": "a red cube",
+                "num_views": 1,
+                "image_size": 64,
+                "job_id": job_id,
+                "output_dir": str(job_inputs),
+            },
+        ),
+        "FLUX": (
+            "/generate",
+            {
+                "prompt": "a red cube",
+                "width": 32,
+                "height": 32,
+                "output_path": str(job_inputs / "generated" / "00-front.png"),
+            },
+        ),
+        "RECONSTRUCTION": (
+            "/reconstruct/mesh",
+            {
+                "image_paths": [str(job_inputs / "views" / "00-front.png")],
+                "job_id": job_id,
+                "output_path": str(mesh),
+            },
+        ),
+        "POSTPROCESS": (
+            "/postprocess/clean",
+            {
+                "mesh_path": str(mesh),
+                "job_id": job_id,
+                "output_path": str(data / "outputs" / f"{job_id}.glb"),
+                "preview_path": str(data / "outputs" / f"{job_id}.preview.png"),
+            },
+        ),
+    }
+    return requests[stage]
+
+
 WRONG = {
     "none": {},
     "wrong": {INTERNAL_TOKEN_HEADER: secrets.token_hex(32)},
@@ -61,13 +105,14 @@ def stage_url(fleet: Fleet, stage: str) -> str:
 def test_stage_services_refuse_callers_without_the_token(
     closed_fleet: Fleet, stage: str, headers: dict[str, str]
 ) -> None:
-    path, body = WORK[stage]
+    path, body = work(closed_fleet, stage)
     response = httpx.post(stage_url(closed_fleet, stage) + path, json=body, headers=headers, timeout=30)
     assert response.status_code == 401, response.text
     answer = response.json()
     assert answer["code"] == "internal_token"
     assert INTERNAL_TOKEN_HEADER in answer["detail"] and "MESHFORGE_INTERNAL_TOKEN" in answer["detail"]
     assert TOKEN not in response.text
+    assert not any(Path(body[key]).exists() for key in OUTPUTS if key in body)  # nothing was written
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -88,16 +133,16 @@ def test_health_is_open_for_probes_but_says_only_ok(closed_fleet: Fleet, stage: 
 
 
 def test_a_caller_with_the_token_is_served(closed_fleet: Fleet) -> None:
-    job_id = uuid.uuid4().hex
-    path, body = WORK["IMAGE"]
+    path, body = work(closed_fleet, "IMAGE")
     response = httpx.post(
         stage_url(closed_fleet, "IMAGE") + path,
-        json={**body, "job_id": job_id},
+        json=body,
         headers={INTERNAL_TOKEN_HEADER: TOKEN},
         timeout=60,
     )
     assert response.status_code == 200, response.text
-    assert len(response.json()["image_paths"]) == 1  # image-service → flux-service carried the token
+    # image-service → flux-service carried the token; the view is in the job's folder.
+    assert response.json()["image_paths"] == [f"{body['output_dir']}/views/00-front.png"]
 
 
 def test_orchestrator_health_sees_every_stage_through_the_token(closed_fleet: Fleet) -> None:

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from meshforge import redis_keys as keys
 from meshforge.schemas import JobState
+from meshforge.settings import is_settings_variable
 from orchestrator.indexes import ALL_STATES, TERMINAL, backfill, state_index
 from orchestrator.jobs import TERMINAL as JOB_TERMINAL
 from orchestrator.jobs import Claim, JobStore
@@ -83,10 +84,10 @@ def test_state_indexes_stay_exact_through_every_transition(server: RedisServer) 
 
         running = [await take(a) for _ in range(5)]  # the five oldest jobs
         for job_id in running:
-            await store.enter_stage(job_id, "worker-a", JobState.generating_images, "drawing")
+            await store.enter_stage(job_id, "worker-a", JobState.generating_images, "drawing", 5)
         await assert_indexes_exact(redis, store)
-        await store.enter_stage(running[0], "worker-a", JobState.reconstructing_3d, "meshing")
-        await store.enter_stage(running[0], "worker-a", JobState.post_processing, "cleaning")
+        await store.enter_stage(running[0], "worker-a", JobState.reconstructing_3d, "meshing", 40)
+        await store.enter_stage(running[0], "worker-a", JobState.post_processing, "cleaning", 80)
         await store.finish(running[0], "worker-a", JobState.completed, asset_path="x.glb")
         await store.finish(running[1], "worker-a", JobState.failed, message="image stage failed: no")
         await store.cancel(running[2])  # a running job
@@ -174,7 +175,7 @@ def orchestrator(server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
         **{f"MESHFORGE_{s}_SERVICE_URLS": dead for s in ("IMAGE", "FLUX", "RECONSTRUCTION", "POSTPROCESS")},
         "PYTHONUNBUFFERED": "1",
     }
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MESHFORGE_")}
+    inherited = {k: v for k, v in os.environ.items() if not is_settings_variable(k)}
     fleet = Fleet(Path(data), server, {**inherited, **env})
     process: Process = fleet.start_service("orchestrator", "orchestrator", "MESHFORGE_ORCHESTRATOR_PORT")
     yield fleet.api

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshforge.settings import Settings
+from meshforge.settings import field_default
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ COMMITTED = ROOT / "deploy" / "kubernetes" / "meshforge.yaml"
 SHARED = {"/models": "models", "/inputs": "inputs", "/outputs": "outputs", "/cache": "cache"}
 GPU = "nvidia.com/gpu"
 DOMAIN = "svc.cluster.local"
-# Workload -> the Settings field of its port.
+# Workload -> the settings field of its port (in its process's class).
 PORT_FIELDS = {
     "orchestrator": "orchestrator_port",
     "image-service": "image_service_port",
@@ -195,7 +195,7 @@ def test_replica_lists_name_each_pod_of_the_stateful_sets(
 
 def test_ports_are_the_settings_defaults(committed: dict[tuple[str, str], dict[str, Any]]) -> None:
     for name, field in PORT_FIELDS.items():
-        port = Settings.model_fields[field].default
+        port = field_default(field)
         (workload,) = [w for n, w in workloads(committed).items() if n == name]
         assert container(workload)["ports"] == [{"name": "http", "containerPort": port}], name
         (service_port,) = committed[("Service", name)]["spec"]["ports"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from meshforge.settings import is_settings_variable
 from tests.fleet import REPO, free_port
 
 CASES = {
@@ -36,7 +37,7 @@ def test_a_backend_without_weights_refuses_to_start_and_says_how_to_get_them(
     module: str, tmp_path: Path
 ) -> None:
     settings, sentence, remedy = CASES[module]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHFORGE_")}
+    env = {k: v for k, v in os.environ.items() if not is_settings_variable(k)}
     env.update({name: value or str(free_port()) for name, value in settings.items()})
     env["MESHFORGE_DATA_DIR"] = str(tmp_path)
     done = subprocess.run(

@@ -61,7 +61,7 @@ def test_prompt_to_glb_through_flux_onnx_matting_and_triposr(model_api: httpx.Cl
     status = wait_for_end(model_api, response.json()["job_id"], timeout=300)
     assert status["state"] == "completed", status["message"]
     images = status["stages"]["generating_images"]
-    assert images["backend"] == "flux-service:diffusers:FLUX.1-schnell"
+    assert images["backend"] == "flux-service:diffusers"
     assert images["detail"]["matting"].startswith("onnx")
     # TripoSR uses one image: the image stage drew only the front view, with a plain view prompt, not a
     # turnaround sheet of eight cells it would mostly ignore.

@@ -87,8 +87,8 @@ def test_status_reports_progress_timings_request_and_backends(api: httpx.Client)
     assert status["updated_at"] >= status["created_at"]
     stages = status["stages"]
     assert list(stages) == ["generating_images", "reconstructing_3d", "post_processing"]
-    assert stages["generating_images"]["backend"] == "flux-service:procedural-shapes"
-    assert stages["reconstructing_3d"]["backend"] == "visual-hull"
+    assert stages["generating_images"]["backend"] == "flux-service:procedural"
+    assert stages["reconstructing_3d"]["backend"] == "visual_hull"
     assert stages["post_processing"]["backend"] == "trimesh"
     assert all(stage["seconds"] > 0 for stage in stages.values())
 

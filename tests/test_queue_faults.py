@@ -24,9 +24,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from meshforge import redis_keys as keys
 from meshforge.errors import BackendError, MeshforgeError, ModelNotFound, StageUnavailable
 from meshforge.http import ReplicaPool
-from meshforge.stage_schemas import ReconstructRequest, ReconstructResponse
+from meshforge.schemas import JobState
+from meshforge.stage_schemas import ReconstructRequest, ReconstructResponse, StageAnswer
 from orchestrator.jobs import Claim, JobStore
 from orchestrator.queue import ReliableQueue
+from orchestrator.stages import JobContext, Stage
 from tests.faults import (
     HANG_UP,
     REQUEST,
@@ -148,6 +150,35 @@ def test_the_claim_after_max_attempts_fails_the_job_naming_them(server: AofRedis
         assert (record["owner"], record["attempts"]) == ("", "2")
         assert await client.llen(a.processing_key) == 0
         assert await client.llen(keys.QUEUE) == 0
+
+    scenario(server, body)
+
+
+# --- The paths: the dispatcher decides every stage's output, in the storage layout ------------------
+
+
+def test_every_stage_is_sent_its_output_paths_in_the_storage_layout(
+    server: AofRedis, stage: FakeStage, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The fake stages refuse, as the real ones do, a request without its output path or with one
+    outside the stage's folder; a job that completes was sent the layout of meshforge.storage."""
+
+    async def body(client: Redis) -> None:
+        store = JobStore(client)
+        job_id = await store.create("prompt", REQUEST)
+        async with running(in_process(client, env, "worker-a")):
+            record = await wait_for_end(store, job_id)
+        assert record["state"] == "completed", record["message"]
+        (images,) = stage.calls_to("/imagine/", job_id)
+        (mesh,) = stage.calls_to("/reconstruct/", job_id)
+        (asset,) = stage.calls_to("/postprocess/", job_id)
+        job_inputs = tmp_path / "inputs" / "jobs" / job_id
+        assert images.body["output_dir"] == str(job_inputs)
+        assert mesh.body["image_paths"] == [str(job_inputs / "views" / "00-front.png")]  # the images' answer
+        assert mesh.body["output_path"] == str(tmp_path / "cache" / "jobs" / job_id / "reconstruction.glb")
+        assert asset.body["mesh_path"] == mesh.body["output_path"]
+        assert asset.body["output_path"] == str(tmp_path / "outputs" / f"{job_id}.glb")
+        assert asset.body["preview_path"] == str(tmp_path / "outputs" / f"{job_id}.preview.png")
 
     scenario(server, body)
 
@@ -434,10 +465,14 @@ def test_an_unexpected_error_fails_the_job_without_its_internal_text(
         store = JobStore(client)
         dispatcher = in_process(client, env, "worker-a")
 
-        async def broken(*args: object) -> None:
-            raise RuntimeError("cannot open /srv/meshforge/cache/x on 10.1.2.3")
+        real_stage = dispatcher.runner._stage
 
-        dispatcher.runner._reconstruct = broken  # type: ignore[method-assign]
+        async def broken(job: JobContext, stage: Stage) -> StageAnswer:
+            if stage.state is JobState.reconstructing_3d:
+                raise RuntimeError("cannot open /srv/meshforge/cache/x on 10.1.2.3")
+            return await real_stage(job, stage)
+
+        dispatcher.runner._stage = broken  # type: ignore[method-assign]
         job_id = await store.create("prompt", REQUEST)
         async with running(dispatcher):
             record = await wait_for_end(store, job_id)
@@ -482,14 +517,19 @@ def test_a_stage_503_that_is_not_busy_fails_the_job_with_the_stages_message(
 
 
 def pool_post(
-    urls: list[str], *, deadline: float = 3.0, timeout: float = 0.5
+    urls: list[str], data_dir: Path, *, deadline: float = 3.0, timeout: float = 0.5
 ) -> tuple[ReconstructResponse, str]:
     async def main() -> tuple[ReconstructResponse, str]:
         async with httpx.AsyncClient(timeout=timeout) as client:
             pool = ReplicaPool(
                 "reconstruction-service", urls, client, deadline_seconds=deadline, retry_seconds=0.05
             )
-            body = ReconstructRequest(image_paths=["/data/cache/front.png"], job_id="a" * 32)
+            job_id = "a" * 32
+            body = ReconstructRequest(
+                image_paths=[str(data_dir / "inputs" / "jobs" / job_id / "views" / "00-front.png")],
+                job_id=job_id,
+                output_path=str(data_dir / "cache" / "jobs" / job_id / "reconstruction.glb"),
+            )
             return await pool.post("/reconstruct/mesh", body, ReconstructResponse)
 
     return asyncio.run(main())
@@ -515,7 +555,7 @@ def test_a_replica_that_gives_no_answer_is_retried_on_another(
     stage: FakeStage, other_stage: FakeStage, fault: Callable[[Call], object]
 ) -> None:
     stage.behave = fault  # type: ignore[assignment]
-    result, replica = pool_post([stage.url, other_stage.url])
+    result, replica = pool_post([stage.url, other_stage.url], stage.data_dir)
     assert replica == other_stage.url
     assert result.faces == 12
     assert len(stage.calls_to("/reconstruct/")) == 1
@@ -527,7 +567,7 @@ def test_a_stage_that_never_answers_is_unavailable_without_naming_its_address(
 ) -> None:
     stage.behave = fault  # type: ignore[assignment]
     with pytest.raises(StageUnavailable) as raised:
-        pool_post([stage.url], deadline=1.0)
+        pool_post([stage.url], stage.data_dir, deadline=1.0)
     message = raised.value.message
     assert message == (
         "no reconstruction-service replica could take the job within 1 s "
@@ -541,7 +581,7 @@ def test_only_the_busy_code_sends_the_call_to_another_replica(
     stage: FakeStage, other_stage: FakeStage
 ) -> None:
     stage.behave = lambda call: (503, {"detail": "working on another job", "code": "busy"})
-    _, replica = pool_post([stage.url, other_stage.url])
+    _, replica = pool_post([stage.url, other_stage.url], stage.data_dir)
     assert replica == other_stage.url
 
 
@@ -569,7 +609,7 @@ def test_any_other_error_answer_is_the_stages_own_and_is_not_retried(
 ) -> None:
     stage.behave = lambda call: (status, body)
     with pytest.raises(error) as raised:
-        pool_post([stage.url, other_stage.url])
+        pool_post([stage.url, other_stage.url], stage.data_dir)
     assert type(raised.value) is error
     assert raised.value.message == message
     assert other_stage.calls_to("/reconstruct/") == []

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from meshforge.settings import is_settings_variable
 from tests.fleet import REPO, wait_until
 from tests.gltf_validator import assert_valid_glb
 
@@ -81,7 +82,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
         pytest.fail(f"ports {taken} are taken: stop whatever holds them before running the README test")
     run, _ = readme_blocks()
     log = tmp_path_factory.mktemp("stack") / "make-run.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHFORGE_")}
+    env = {k: v for k, v in os.environ.items() if not is_settings_variable(k)}
     process = subprocess.Popen(
         ["bash", "-c", run],
         cwd=REPO,

@@ -63,7 +63,7 @@ async def take(queue: ReliableQueue, store: JobStore) -> str:
     job_id = await queue.claim(timeout=1.0)
     assert job_id is not None, "the queue was empty"
     assert await store.claim(job_id, queue.worker_id) is Claim.run
-    assert await store.enter_stage(job_id, queue.worker_id, JobState.generating_images, "drawing views")
+    assert await store.enter_stage(job_id, queue.worker_id, JobState.generating_images, "drawing views", 5)
     return job_id
 
 
@@ -90,7 +90,7 @@ def test_claimed_job_sits_in_the_workers_processing_list_until_it_ends(redis_ser
 
         # Held while it runs, through every fenced update; it leaves the list in the very script that
         # writes its end, so a finished job is never left listed nor a listed job lost in between.
-        assert await store.enter_stage(job_id, "worker-a", JobState.reconstructing_3d, "meshing")
+        assert await store.enter_stage(job_id, "worker-a", JobState.reconstructing_3d, "meshing", 40)
         assert await redis.lrange(a.processing_key, 0, -1) == [job_id]
         assert await store.finish(job_id, "worker-a", JobState.completed, asset_path="/a.glb")
         assert await redis.lrange(a.processing_key, 0, -1) == []
@@ -173,7 +173,7 @@ def test_stale_worker_cannot_advance_a_job_taken_over_by_another(redis_server: R
 
         # A wakes up and tries to carry on: every write is refused and changes nothing.
         assert not await store.is_still_mine(job_id, "worker-a")
-        assert not await store.enter_stage(job_id, "worker-a", JobState.reconstructing_3d, "meshing")
+        assert not await store.enter_stage(job_id, "worker-a", JobState.reconstructing_3d, "meshing", 40)
         assert not await store.update(
             job_id, "worker-a", state=JobState.completed.value, asset_path="/stale.glb", owner=""
         )
@@ -181,7 +181,7 @@ def test_stale_worker_cannot_advance_a_job_taken_over_by_another(redis_server: R
         assert await store.raw(job_id) == taken_over
 
         # The new owner still can.
-        assert await store.enter_stage(job_id, "worker-b", JobState.reconstructing_3d, "meshing")
+        assert await store.enter_stage(job_id, "worker-b", JobState.reconstructing_3d, "meshing", 40)
         assert (await store.raw(job_id))["state"] == "reconstructing_3d"
 
     scenario(redis_server, body)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,19 @@ def replicas(fleet: Fleet) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Views:
+    """Normalised views drawn by the fleet's image-service, and the fleet's cache/ for their meshes."""
+
+    image_paths: list[str]
+    names: list[str]
+    cache: Path
+
+
 @pytest.fixture(scope="module")
-def views(fleet: Fleet) -> dict[str, Any]:
+def views(fleet: Fleet) -> Views:
     """Eight normalised canonical views of a red cube, drawn by the fleet's image-service."""
+    job_id = uuid.uuid4().hex  # job ids are the orchestrator's form: 32 hex
     response = httpx.post(
         urls(fleet, "IMAGE")[0] + "/imagine/generate",
         json={
@@ -52,14 +63,15 @@ def views(fleet: Fleet) -> dict[str, Any]:
             "num_views": 8,
             "image_size": 256,
             "seed": 1,
-            "job_id": uuid.uuid4().hex,  # job ids are the orchestrator's form: 32 hex
+            "job_id": job_id,
+            "output_dir": str(fleet.data_dir / "inputs" / "jobs" / job_id),  # the dispatcher's layout
         },
         timeout=60,
     )
     assert response.status_code == 200, response.text
     result = response.json()
     assert len(result["image_paths"]) == 8
-    return result
+    return Views(result["image_paths"], result["views"], fleet.data_dir / "cache")
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +83,14 @@ def dead_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def reconstruction(views: dict[str, Any], resolution: int) -> ReconstructRequest:
+def reconstruction(views: Views, resolution: int) -> ReconstructRequest:
+    job_id = uuid.uuid4().hex  # each request writes its own mesh file, where the dispatcher puts it
     return ReconstructRequest(
-        image_paths=views["image_paths"],
-        views=views["views"],
+        image_paths=views.image_paths,
+        views=views.names,
         resolution=resolution,
-        job_id=uuid.uuid4().hex,  # each request writes its own mesh file
+        job_id=job_id,
+        output_path=str(views.cache / "jobs" / job_id / "reconstruction.glb"),
     )
 
 
@@ -91,7 +105,7 @@ def wait_free(url: str) -> None:
 
 
 @contextmanager
-def busy_replica(url: str, views: dict[str, Any]) -> Iterator[Future[httpx.Response]]:
+def busy_replica(url: str, views: Views) -> Iterator[Future[httpx.Response]]:
     """Keeps ``url`` busy with a heavy reconstruction; yields once the replica reports itself busy and
     returns once that reconstruction has succeeded."""
     wait_free(url)
@@ -118,7 +132,7 @@ def pool_post(
     return asyncio.run(call())
 
 
-def test_busy_replica_answers_503_with_retry_after(replicas: list[str], views: dict[str, Any]) -> None:
+def test_busy_replica_answers_503_with_retry_after(replicas: list[str], views: Views) -> None:
     url = replicas[0]
     with busy_replica(url, views) as heavy:
         response = httpx.post(
@@ -136,28 +150,27 @@ def test_busy_replica_answers_503_with_retry_after(replicas: list[str], views: d
     assert health(url)["busy"] is False
 
 
-def test_pool_skips_a_busy_replica_and_uses_a_free_one(replicas: list[str], views: dict[str, Any]) -> None:
+def test_pool_skips_a_busy_replica_and_uses_a_free_one(replicas: list[str], views: Views) -> None:
     busy, free = replicas[0], replicas[1]
     wait_free(free)
     with busy_replica(busy, views) as heavy:
         # A fresh pool starts its round at the first replica, which is busy.
-        result, replica = pool_post([busy, free], reconstruction(views, SMALL_RESOLUTION))
+        body = reconstruction(views, SMALL_RESOLUTION)
+        result, replica = pool_post([busy, free], body)
         assert replica == free
         assert not heavy.done(), "the busy replica finished before the pool call: the test proved nothing"
     assert result.faces > 0
-    assert Path(result.mesh_path).is_file()
+    assert result.mesh_path == body.output_path and Path(result.mesh_path).is_file()
 
 
-def test_pool_skips_an_unreachable_replica(replicas: list[str], views: dict[str, Any], dead_url: str) -> None:
+def test_pool_skips_an_unreachable_replica(replicas: list[str], views: Views, dead_url: str) -> None:
     wait_free(replicas[1])
     result, replica = pool_post([dead_url, replicas[1]], reconstruction(views, SMALL_RESOLUTION))
     assert replica == replicas[1]
     assert result.faces > 0
 
 
-def test_pool_gives_up_with_a_clear_message_when_no_replica_answers(
-    views: dict[str, Any], dead_url: str
-) -> None:
+def test_pool_gives_up_with_a_clear_message_when_no_replica_answers(views: Views, dead_url: str) -> None:
     with socket.socket() as other:
         other.bind(("127.0.0.1", free_port()))
         second_dead = f"http://127.0.0.1:{other.getsockname()[1]}"

@@ -26,7 +26,7 @@ from meshforge.errors import StorageFull
 from meshforge.http import error_from_response
 from meshforge.schemas import JobState
 from meshforge.service import service_app
-from meshforge.settings import Settings
+from meshforge.settings import DispatcherSettings
 from meshforge.storage import Storage, atomic_write_bytes
 from orchestrator.jobs import TERMINAL, JobStore
 from orchestrator.queue import ReliableQueue
@@ -46,9 +46,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     running.process.stop()
 
 
-def settings_for(data: Path, **overrides: float) -> Settings:
+def settings_for(data: Path, **overrides: float) -> DispatcherSettings:
     values = {"job_retention_seconds": DAY, "upload_retention_seconds": DAY, "retention_batch": 500}
-    return Settings(data_dir=data, **{**values, **overrides})
+    return DispatcherSettings(data_dir=data, **{**values, **overrides})
 
 
 def job_files(storage: Storage, job_id: str) -> list[Path]:
@@ -69,7 +69,7 @@ async def ended(store: JobStore, queue: ReliableQueue, state: JobState) -> str:
     job_id = await store.create("prompt", REQUEST, api_key="studio-a")
     assert await queue.claim(timeout=1.0) == job_id
     await store.claim(job_id, queue.worker_id)
-    await store.enter_stage(job_id, queue.worker_id, JobState.generating_images, "drawing")
+    await store.enter_stage(job_id, queue.worker_id, JobState.generating_images, "drawing", 5)
     if state is JobState.cancelled:
         await store.cancel(job_id)
         await queue.settle(job_id, TERMINAL)  # what the dispatcher does on noticing

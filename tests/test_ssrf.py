@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +30,7 @@ from PIL import Image
 
 from image_service.downloads import DownloadFailed, DownloadLimits, download_client, download_image
 from meshforge.outbound import OutboundClient, Resolver
-from meshforge.settings import get_settings
+from meshforge.settings import load_settings
 from tests.fetching_stack import start_fetching_stack
 from tests.fleet import Fleet, wait_for_end
 from tests.meshes import canonical_photos, stacked_boxes
@@ -466,27 +467,30 @@ def image_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[T
 
     monkeypatch.setenv("MESHFORGE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("MESHFORGE_OUTBOUND_ALLOWED_NETWORKS", ALLOWED)
-    get_settings.cache_clear()
+    load_settings.cache_clear()
     with TestClient(app) as client:
         yield client
-    get_settings.cache_clear()
+    load_settings.cache_clear()
 
 
 def test_image_service_refuses_inside_urls_with_422_and_no_credentials(
-    image_service: TestClient, net: Net
+    image_service: TestClient, net: Net, tmp_path: Path
 ) -> None:
+    output_dir = str(tmp_path / "inputs" / "jobs" / uuid.uuid4().hex)  # the job's folder, as dispatched
     hostile = [
         f"http://user:pw@127.0.0.1:{net.port}/secret.png",
         f"http://0x7f000001:{net.port}/secret.png",
         net.redirect_to(f"http://[::1]:{net.port}/secret.png"),
     ]
     for url in hostile:
-        response = image_service.post("/imagine/from-urls", json={"urls": [url]})
+        response = image_service.post("/imagine/from-urls", json={"urls": [url], "output_dir": output_dir})
         assert response.status_code == 422, response.text
         detail = response.json()["detail"]
         assert "not allowed" in detail and "pw" not in detail
-    ok = image_service.post("/imagine/from-urls", json={"urls": [f"{net.base}/view0.png"], "image_size": 64})
+    body = {"urls": [f"{net.base}/view0.png"], "image_size": 64, "output_dir": output_dir}
+    ok = image_service.post("/imagine/from-urls", json=body)
     assert ok.status_code == 200, ok.text
+    assert ok.json()["image_paths"] == [f"{output_dir}/views/00-front.png"]
     assert net.inside_hits == []
 
 

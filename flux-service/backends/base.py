@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from meshforge.schemas import Capabilities
+
 
 @dataclass(frozen=True)
 class ImageJob:
@@ -46,8 +48,9 @@ class ImageGenerator(Protocol):
     prompt, seed and the options, never on the other jobs of the batch.
     """
 
-    name: str
+    name: str  # the name it is configured by (MESHFORGE_FLUX_BACKEND)
     max_batch: int
+    capabilities: Capabilities  # advertised in /health: image-service asks whether views are posed
     detail: dict[str, Any]  # what /health reports besides the name (device, model folder, defaults)
 
     def generate_batch(self, jobs: Sequence[ImageJob], options: RenderOptions) -> Rendered: ...

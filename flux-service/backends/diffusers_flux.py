@@ -17,7 +17,8 @@ from flux_service.backends.flux_loading import LoadedFlux, load_flux
 from flux_service.backends.flux_models import ModelDefaults, check_size, defaults_for
 from meshforge.cancellation import check_cancelled
 from meshforge.errors import InvalidInput, JobCancelled
-from meshforge.settings import Settings
+from meshforge.schemas import Capabilities
+from meshforge.settings import FluxSettings
 
 
 class DiffusersFlux:
@@ -26,7 +27,8 @@ class DiffusersFlux:
         self._pipeline = loaded.pipeline
         self.defaults = defaults
         self.max_batch = max_batch
-        self.name = f"diffusers:{model_id.rsplit('/', 1)[-1]}"
+        self.name = "diffusers"  # the configured name; which model runs is in the detail
+        self.capabilities = Capabilities(batch=max_batch > 1)
         # 8× VAE downsampling × 2×2 packing for the published models; the tiny test pipeline too.
         self.size_multiple = 2 * self._pipeline.vae_scale_factor
         self.detail: dict[str, Any] = {
@@ -43,7 +45,7 @@ class DiffusersFlux:
         }
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DiffusersFlux:
+    def from_settings(cls, settings: FluxSettings) -> DiffusersFlux:
         loaded = load_flux(settings)
         guidance_embeds = bool(loaded.pipeline.transformer.config.get("guidance_embeds", False))
         model_defaults = defaults_for(settings.flux_model, guidance_embeds)

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING
 from meshforge.accelerator import pick_device, pick_dtype
 from meshforge.errors import InvalidInput
 from meshforge.models import locate_model
-from meshforge.settings import Settings
+from meshforge.settings import FluxSettings
 
+# FluxPipeline from its own module: to a type checker, diffusers' top-level FluxPipeline is the
+# placeholder class of its "transformers is not installed" fallback.
 if TYPE_CHECKING:
     import torch
-    from diffusers import FluxPipeline
+    from diffusers.pipelines.flux.pipeline_flux import FluxPipeline
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def go_offline() -> None:
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
 
-def find_flux_folder(settings: Settings) -> Path:
+def find_flux_folder(settings: FluxSettings) -> Path:
     """The folder holding the pipeline's model_index.json, or ModelNotFound."""
     return locate_model(
         settings.models_path,
@@ -55,7 +57,7 @@ def find_flux_folder(settings: Settings) -> Path:
     )
 
 
-def load_flux(settings: Settings) -> LoadedFlux:
+def load_flux(settings: FluxSettings) -> LoadedFlux:
     folder = find_flux_folder(settings)  # before the slow imports: a missing model fails fast
     go_offline()
     import diffusers

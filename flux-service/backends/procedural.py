@@ -18,11 +18,14 @@ from flux_service.procedural import parse_prompt, render_view
 from meshforge.cancellation import check_cancelled
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import FRONT, VIEWS_BY_NAME, CanonicalView
+from meshforge.schemas import Capabilities
 
 
 class ProceduralShapes:
-    name = "procedural-shapes"
+    name = "procedural"
     max_batch = 1
+    # A renderer: each view is drawn from the canonical camera it names, so views agree by construction.
+    capabilities = Capabilities(posed_views=True)
 
     def __init__(self) -> None:
         self.detail: dict[str, Any] = {}

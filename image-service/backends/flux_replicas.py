@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
+from pydantic import ValidationError
+
 from meshforge.cancellation import current_job_id
 from meshforge.errors import BackendError
 from meshforge.http import ReplicaPool
+from meshforge.schemas import Capabilities
 from meshforge.stage_schemas import (
     FluxBatchRequest,
     FluxBatchResponse,
@@ -19,9 +22,6 @@ from meshforge.stage_schemas import (
     FluxGenerateResponse,
     FluxImageSpec,
 )
-
-# flux-service backends that are renderers: they pose the canonical camera named by ``view``.
-POSED_VIEW_BACKENDS = frozenset({"procedural-shapes"})
 
 
 class FluxReplicas:
@@ -88,12 +88,16 @@ class FluxReplicas:
         return await self._pool.cancel(job_id)
 
     async def draws_posed_views(self) -> bool:
-        """Asked once of the replicas' /health (all replicas of a stage run one backend)."""
+        """Asked once of the replicas' /health ``capabilities`` (all replicas of a stage run one
+        backend): a renderer poses the canonical camera named by a request's ``view`` itself."""
         if self._posed is None:
-            backends = {
-                str(h.get("backend")) for h in (await self._pool.health()).values() if h.get("backend")
-            }
-            if not backends:
+            declared = []
+            for health in (await self._pool.health()).values():
+                try:
+                    declared.append(Capabilities.model_validate(health["capabilities"]))
+                except (KeyError, TypeError, ValidationError):
+                    continue  # unreachable, or it does not say
+            if not declared:
                 return False  # nobody answered: the generation call itself will report it
-            self._posed = bool(backends & POSED_VIEW_BACKENDS)
+            self._posed = all(capabilities.posed_views for capabilities in declared)
         return self._posed

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from image_service.matting.base import Matting
-from meshforge.errors import InvalidInput
-from meshforge.settings import Settings
+from meshforge.backends import BackendRegistry
+from meshforge.settings import ImageSettings
 
-AVAILABLE = ("flood_fill", "onnx")
+BACKENDS: BackendRegistry[ImageSettings, Matting] = BackendRegistry(
+    "matting backend", "MESHFORGE_MATTING_BACKEND", "docs/images.md"
+)
 
 
-def load_matting(settings: Settings) -> Matting:
+@BACKENDS.register("flood_fill")
+def _flood_fill(settings: ImageSettings) -> Matting:
+    from image_service.matting.flood_fill import FloodFillMatting
+
+    return FloodFillMatting()
+
+
+@BACKENDS.register("onnx")
+def _onnx(settings: ImageSettings) -> Matting:
+    from image_service.matting.onnx_segmentation import OnnxSegmentation
+
+    return OnnxSegmentation.from_settings(settings)
+
+
+def load_matting(settings: ImageSettings) -> Matting:
     """The configured backend, loaded once at start-up (a missing model is a start-up error)."""
-    if settings.matting_backend == "flood_fill":
-        from image_service.matting.flood_fill import FloodFillMatting
-
-        return FloodFillMatting()
-    if settings.matting_backend == "onnx":
-        from image_service.matting.onnx_segmentation import OnnxSegmentation
-
-        return OnnxSegmentation.from_settings(settings)
-    raise InvalidInput(
-        f'unknown matting backend "{settings.matting_backend}": use one of {", ".join(AVAILABLE)} '
-        "(MESHFORGE_MATTING_BACKEND; see docs/images.md)"
-    )
+    return BACKENDS.load(settings.matting_backend, settings)

@@ -18,6 +18,7 @@ class FloodFillMatting:
 
     def __init__(self, tolerance: float = 30.0) -> None:
         self.tolerance = tolerance
+        self.detail: dict[str, str] = {}
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         rgb = np.asarray(image)[..., :3]  # the colour key decides; an opaque alpha says nothing

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from meshforge.errors import BackendError, InvalidInput, ModelNotFound
-from meshforge.settings import Settings
+from meshforge.settings import ImageSettings
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,7 +58,7 @@ def profile_for(path: Path) -> ModelProfile:
     return PROFILES[DEFAULT_PROFILE]
 
 
-def resolve_model_file(settings: Settings) -> Path:
+def resolve_model_file(settings: ImageSettings) -> Path:
     configured = settings.matting_model_path
     path = configured if configured.is_absolute() else settings.models_path / configured
     if not path.is_file():
@@ -98,10 +98,11 @@ class OnnxSegmentation:
         self._input_name = inputs[0].name
         fixed = [side for side in shape[2:] if isinstance(side, int) and side > 0]
         self.input_size = (fixed[0], fixed[-1]) if len(fixed) == 2 else (self.profile.input_size,) * 2
-        self.name = f"onnx:{path.name}"
+        self.name = "onnx"  # the configured name; the model file is in the detail
+        self.detail = {"matting_model": path.name}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> OnnxSegmentation:
+    def from_settings(cls, settings: ImageSettings) -> OnnxSegmentation:
         return cls(resolve_model_file(settings))
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -119,7 +120,9 @@ class OnnxSegmentation:
         model_h, model_w = self.input_size
         resized = Image.fromarray(rgb.astype(np.uint8)).resize((model_w, model_h), Image.Resampling.BILINEAR)
         scaled = np.asarray(resized, dtype=np.float32) / 255.0
-        normalised = (scaled - np.float32(self.profile.mean)) / np.float32(self.profile.std)
+        mean = np.asarray(self.profile.mean, dtype=np.float32)
+        std = np.asarray(self.profile.std, dtype=np.float32)
+        normalised = (scaled - mean) / std
         return normalised.transpose(2, 0, 1)[None].astype(np.float32)
 
     def _finish(self, mask: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -76,7 +76,8 @@ def _cleaned(soft: np.ndarray) -> np.ndarray:
 def _composite(rgba: np.ndarray, alpha2d: np.ndarray) -> np.ndarray:
     alpha = alpha2d[..., None]
     background = np.array(BACKGROUND_RGB, dtype=np.float32)
-    return rgba[..., :3].astype(np.float32) * alpha + background * (1 - alpha)
+    composite: np.ndarray = rgba[..., :3].astype(np.float32) * alpha + background * (1 - alpha)
+    return composite
 
 
 def _square_canvas(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from meshforge.geometry.views import BACKGROUND_RGB, Camera
+from meshforge.geometry.visuals import colour_visual, texture_visual
 
 NEAR_DEPTH = 0.05  # triangles with a vertex this close to (or behind) the camera are dropped, not clipped
 DEFAULT_RGB: tuple[int, int, int] = (200, 200, 200)  # meshes without colours are drawn light grey
@@ -136,7 +137,8 @@ def _nearest_fragments(pixel: np.ndarray, depth: np.ndarray, zbuf: np.ndarray) -
     nearest = np.flatnonzero(depth == zbuf[pixel])
     pick = np.full(len(zbuf), -1, dtype=np.int64)
     np.maximum.at(pick, pixel[nearest], nearest)
-    return nearest[pick[pixel[nearest]] == nearest]
+    kept: np.ndarray = nearest[pick[pixel[nearest]] == nearest]
+    return kept
 
 
 def _barycentric_planes(tri_uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,11 +182,13 @@ class _Spans:
 
     @property
     def inv_depth_slope(self) -> np.ndarray:
-        return self.slope.sum(axis=1)
+        total: np.ndarray = self.slope.sum(axis=1)
+        return total
 
     @property
     def inv_depth_offset(self) -> np.ndarray:
-        return self.offset.sum(axis=1)
+        total: np.ndarray = self.offset.sum(axis=1)
+        return total
 
 
 def _scan_batch(
@@ -228,27 +232,32 @@ def _covered_columns(slope: np.ndarray, offset: np.ndarray, size: int) -> tuple[
 def _fragment_colours(mesh: trimesh.Trimesh, faces: np.ndarray, frags: _Fragments) -> np.ndarray:
     """Unshaded RGB (P, 3) floats: interpolated vertex colours, face colours, or the default grey."""
     vertex_rgb, face_rgb = _surface_colours(mesh)
+    rgb: np.ndarray
     if vertex_rgb is not None:
-        return np.einsum("pk,pkc->pc", frags.bary, vertex_rgb[faces[frags.face]])
+        rgb = np.einsum("pk,pkc->pc", frags.bary, vertex_rgb[faces[frags.face]])
+        return rgb
     if face_rgb is not None:
-        return face_rgb[frags.face]
+        rgb = face_rgb[frags.face]
+        return rgb
     return np.broadcast_to(np.asarray(DEFAULT_RGB, dtype=np.float64), (len(frags.face), 3))
 
 
 def _surface_colours(mesh: trimesh.Trimesh) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(vertex RGB (V, 3), face RGB (F, 3)) as floats; at most one is set, neither for an uncoloured mesh."""
-    visual = mesh.visual
-    kind = getattr(visual, "kind", None)
+    kind = getattr(mesh.visual, "kind", None)
     if kind == "vertex":
-        return np.asarray(visual.vertex_colors, dtype=np.float64)[:, :3], None
+        return np.asarray(colour_visual(mesh).vertex_colors, dtype=np.float64)[:, :3], None
     if kind == "face":
-        return None, np.asarray(visual.face_colors, dtype=np.float64)[:, :3]
+        return None, np.asarray(colour_visual(mesh).face_colors, dtype=np.float64)[:, :3]
     if kind == "texture":
         # Sample the texture at the vertices: coarse, but good enough for previews. Without UVs only
         # the material's main colour is known.
+        visual = texture_visual(mesh)
         n_vertices = len(mesh.vertices)
         if visual.uv is not None and len(visual.uv) == n_vertices:
-            rgb = np.asarray(visual.material.to_color(visual.uv), dtype=np.float64)
+            # (trimesh leaves Material.to_color unannotated.)
+            colours = visual.material.to_color(visual.uv)  # type: ignore[no-untyped-call]
+            rgb = np.asarray(colours, dtype=np.float64)
         else:
             rgb = np.asarray(getattr(visual.material, "main_color", DEFAULT_RGB), dtype=np.float64)
         return np.broadcast_to(rgb[..., :3], (n_vertices, 3)), None
@@ -275,7 +284,8 @@ def _fragment_shading(
     normal[back_facing[frags.face]] *= -1.0
 
     diffuse = np.clip(normal @ KEY_LIGHT_CAM, 0.0, 1.0)
-    return ambient + (1.0 - ambient) * diffuse
+    shading: np.ndarray = ambient + (1.0 - ambient) * diffuse
+    return shading
 
 
 def corner_normals(mesh: trimesh.Trimesh) -> np.ndarray:
@@ -300,9 +310,11 @@ def corner_normals(mesh: trimesh.Trimesh) -> np.ndarray:
     sums = np.stack([np.bincount(group, corner_weighted[:, c], minlength=n_groups) for c in range(3)], 1)
     normals = sums[group]
     length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return (normals / np.maximum(length, 1e-300)).reshape(-1, 3, 3)
+    unit: np.ndarray = (normals / np.maximum(length, 1e-300)).reshape(-1, 3, 3)
+    return unit
 
 
 def _corner_index(faces: np.ndarray, face: np.ndarray, vertex: np.ndarray) -> np.ndarray:
     """Flat corner index (3 * face + k) of ``vertex`` within ``face``."""
-    return 3 * face + np.argmax(faces[face] == vertex[:, None], axis=1)
+    index: np.ndarray = 3 * face + np.argmax(faces[face] == vertex[:, None], axis=1)
+    return index

@@ -92,7 +92,8 @@ def _fill_small_holes(mask: np.ndarray) -> np.ndarray:
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     small = sizes < _area_threshold(mask, HOLE_AREA_FRACTION)
     small[0] = False
-    return mask | small[labels]
+    filled: np.ndarray = mask | small[labels]
+    return filled
 
 
 def _drop_specks(mask: np.ndarray) -> np.ndarray:
@@ -103,7 +104,8 @@ def _drop_specks(mask: np.ndarray) -> np.ndarray:
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     keep = sizes >= _area_threshold(mask, SPECK_AREA_FRACTION)
     keep[0] = False
-    return keep[labels]
+    kept: np.ndarray = keep[labels]
+    return kept
 
 
 def _check_mask(mask: np.ndarray) -> None:

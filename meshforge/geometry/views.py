@@ -90,10 +90,12 @@ class Camera:
     @property
     def forward(self) -> np.ndarray:
         """Unit viewing direction in world coordinates."""
-        return self.rotation[2]
+        forward: np.ndarray = self.rotation[2]
+        return forward
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
-        return (np.asarray(points, dtype=np.float64) - self.eye) @ self.rotation.T
+        camera: np.ndarray = (np.asarray(points, dtype=np.float64) - self.eye) @ self.rotation.T
+        return camera
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates (N, 2) as (x, y) and depth (N,) of world points (N, 3)."""
@@ -103,14 +105,6 @@ class Camera:
         safe = np.where(np.abs(depth) < 1e-9, 1e-9, depth)
         uv = self.focal_px * cam[:, :2] / safe[:, None] + centre
         return uv, depth
-
-    def pixel_rays(self) -> np.ndarray:
-        """World-space unit ray directions through every pixel centre, shape (H, W, 3)."""
-        n = self.image_size
-        coords = (np.arange(n) + 0.5 - n / 2.0) / self.focal_px
-        xs, ys = np.meshgrid(coords, coords)
-        dirs = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ self.rotation
-        return dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)
 
 
 def camera_position(view: CanonicalView, distance: float = CAMERA_DISTANCE) -> np.ndarray:

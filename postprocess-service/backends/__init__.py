@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from meshforge.errors import InvalidInput
-from meshforge.settings import Settings
+from meshforge.backends import BackendRegistry
+from meshforge.settings import PostprocessSettings
 from postprocess_service.backends.base import MeshFinisher
 
-AVAILABLE = ("trimesh",)
+BACKENDS: BackendRegistry[PostprocessSettings, MeshFinisher] = BackendRegistry(
+    "post-processing backend", "MESHFORGE_POSTPROCESS_BACKEND", "docs/export.md"
+)
 
 
-def load_backend(settings: Settings) -> MeshFinisher:
-    name = settings.postprocess_backend
-    if name == "trimesh":
-        from postprocess_service.backends.trimesh_finisher import TrimeshFinisher
+@BACKENDS.register("trimesh")
+def _trimesh(settings: PostprocessSettings) -> MeshFinisher:
+    from postprocess_service.backends.trimesh_finisher import TrimeshFinisher
 
-        return TrimeshFinisher(settings)
-    raise InvalidInput(f'unknown post-processing backend "{name}": this build offers {", ".join(AVAILABLE)}')
+    return TrimeshFinisher(settings)
+
+
+def load_backend(settings: PostprocessSettings) -> MeshFinisher:
+    return BACKENDS.load(settings.postprocess_backend, settings)

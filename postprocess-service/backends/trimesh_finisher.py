@@ -14,7 +14,7 @@ from typing import Any
 
 from meshforge.cancellation import check_cancelled
 from meshforge.errors import UnsupportedFormat
-from meshforge.settings import Settings
+from meshforge.settings import PostprocessSettings
 from meshforge.storage import atomic_write_bytes
 from postprocess_service.backends.base import FinishJob
 from postprocess_service.blender import blender_available, export_fbx
@@ -45,7 +45,7 @@ class Laps:
 class TrimeshFinisher:
     name = "trimesh"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PostprocessSettings) -> None:
         self._blender_python = Path(settings.blender_python)
         self._blender_timeout = settings.blender_timeout_seconds
 

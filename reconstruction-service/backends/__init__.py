@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from meshforge.errors import InvalidInput
+from meshforge.backends import BackendRegistry
+from meshforge.settings import ReconstructionSettings
 from reconstruction_service.backends.base import Reconstructor
 
-AVAILABLE = ("visual_hull", "triposr")
+BACKENDS: BackendRegistry[ReconstructionSettings, Reconstructor] = BackendRegistry(
+    "reconstruction backend", "MESHFORGE_RECONSTRUCTION_BACKEND", "docs/backends.md"
+)
 
 
-def load_backend(name: str) -> Reconstructor:
-    if name == "visual_hull":
-        from reconstruction_service.backends.visual_hull import VisualHull
+@BACKENDS.register("visual_hull")
+def _visual_hull(settings: ReconstructionSettings) -> Reconstructor:
+    from reconstruction_service.backends.visual_hull import VisualHull
 
-        return VisualHull()
-    if name == "triposr":
-        # Imported here: it imports torch, which the CPU-only stack does not install.
-        from reconstruction_service.backends.triposr import TripoSR
+    return VisualHull()
 
-        return TripoSR()
-    raise InvalidInput(
-        f'unknown reconstruction backend "{name}": this build offers {", ".join(AVAILABLE)} '
-        "(see docs/backends.md)"
-    )
+
+@BACKENDS.register("triposr")
+def _triposr(settings: ReconstructionSettings) -> Reconstructor:
+    # Imported here: it imports torch, which the CPU-only stack does not install.
+    from reconstruction_service.backends.triposr import TripoSR
+
+    return TripoSR(settings)
+
+
+def load_backend(settings: ReconstructionSettings) -> Reconstructor:
+    return BACKENDS.load(settings.reconstruction_backend, settings)

@@ -8,14 +8,14 @@ import numpy as np
 import trimesh
 
 from meshforge.geometry.views import CanonicalView
-from meshforge.stage_schemas import ReconstructionInput
+from meshforge.schemas import Capabilities
 
 
 class Reconstructor(Protocol):
     """Loaded once per process (one per GPU for model backends) and kept hot."""
 
-    name: str
-    input: ReconstructionInput  # how many views, and what size, the backend makes use of
+    name: str  # the name it is configured by (MESHFORGE_RECONSTRUCTION_BACKEND)
+    capabilities: Capabilities  # how many views, and what size, it makes use of (advertised in /health)
 
     def reconstruct(
         self, images: list[np.ndarray], views: list[CanonicalView], resolution: int

@@ -16,9 +16,10 @@ import trimesh
 
 from meshforge.accelerator import pick_device, pick_dtype
 from meshforge.geometry.views import OBJECT_EXTENT, CanonicalView
+from meshforge.geometry.visuals import colour_visual
 from meshforge.models import locate_model
-from meshforge.settings import Settings, get_settings
-from meshforge.stage_schemas import ReconstructionInput
+from meshforge.schemas import Capabilities
+from meshforge.settings import ReconstructionSettings
 from reconstruction_service.triposr.extraction import extract_mesh
 from reconstruction_service.triposr.model import CONFIG_FILE, TSR, WEIGHTS_FILE, load_pretrained
 from reconstruction_service.triposr.preprocess import condition_image, to_tensor
@@ -44,17 +45,16 @@ def to_canonical(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     low, high = vertices.min(axis=0), vertices.max(axis=0)
     vertices = (vertices - (low + high) / 2.0) * (OBJECT_EXTENT / float((high - low).max()))
     return trimesh.Trimesh(
-        vertices=vertices, faces=mesh.faces, vertex_colors=mesh.visual.vertex_colors, process=False
+        vertices=vertices, faces=mesh.faces, vertex_colors=colour_visual(mesh).vertex_colors, process=False
     )
 
 
 class TripoSR:
     name = "triposr"
 
-    def __init__(self, settings: Settings | None = None, model: TSR | None = None) -> None:
+    def __init__(self, settings: ReconstructionSettings, model: TSR | None = None) -> None:
         """``model``: an already-built model on the configured device instead of the files in models/
         (the benchmark's full-size random model); production always loads the files."""
-        settings = settings or get_settings()
         self.device = pick_device(settings.triposr_device)
         # Half precision only for the transformers (autocast keeps norms and softmax in fp32); the
         # density field and marching cubes always run in fp32 (see extraction.py).
@@ -66,9 +66,9 @@ class TripoSR:
             model = self._load(settings)
         self.model = model
         # One image at the model's conditioning size: the image stage then draws just the front view.
-        self.input = ReconstructionInput(max_views=1, image_size=model.config.cond_image_size)
+        self.capabilities = Capabilities(max_views=1, image_size=model.config.cond_image_size)
 
-    def _load(self, settings: Settings) -> TSR:
+    def _load(self, settings: ReconstructionSettings) -> TSR:
         folder = locate_model(
             settings.models_path,
             settings.triposr_model,

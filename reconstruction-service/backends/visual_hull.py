@@ -8,13 +8,13 @@ import numpy as np
 import trimesh
 
 from meshforge.geometry.views import CanonicalView
-from meshforge.stage_schemas import ReconstructionInput
+from meshforge.schemas import Capabilities
 from reconstruction_service.visual_hull import reconstruct
 
 
 class VisualHull:
-    name = "visual-hull"
-    input = ReconstructionInput(max_views=8)  # every canonical view carves; the tier sets the size
+    name = "visual_hull"
+    capabilities = Capabilities(max_views=8)  # every canonical view carves; the tier sets the size
 
     def reconstruct(
         self, images: list[np.ndarray], views: list[CanonicalView], resolution: int

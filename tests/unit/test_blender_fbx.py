@@ -23,7 +23,7 @@ from PIL import Image
 
 from meshforge.errors import BackendError, UnsupportedFormat
 from meshforge.geometry.colour import linear_to_srgb, srgb_to_linear
-from meshforge.settings import Settings
+from meshforge.settings import PostprocessSettings
 from postprocess_service.blender import blender_available, export_fbx, inspect_fbx
 from tests.fleet import REPO
 
@@ -32,7 +32,7 @@ TEXTURE_SIZE = (32, 16)  # not square, so a texture stored transposed or resampl
 
 
 def configured_blender_python() -> Path:
-    configured = Path(Settings().blender_python)
+    configured = Path(PostprocessSettings().blender_python)
     return configured if configured.is_absolute() else REPO / configured
 
 

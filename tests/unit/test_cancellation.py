@@ -30,7 +30,7 @@ from meshforge.cancellation import (
 from meshforge.errors import InvalidInput, JobCancelled
 from meshforge.http import ReplicaPool
 from meshforge.service import ExclusiveRunner, service_app
-from meshforge.settings import Settings
+from meshforge.settings import CommonSettings, FluxSettings, PostprocessSettings
 from meshforge.storage import Storage, atomic_write_bytes
 from orchestrator.abandon import abandon
 from postprocess_service.backends.base import FinishJob
@@ -62,7 +62,7 @@ def spin_until_cancelled(started: threading.Event) -> None:
 def flux(tmp_path_factory: pytest.TempPathFactory) -> DiffusersFlux:
     data_dir = tmp_path_factory.mktemp("flux-data")
     build_tiny_flux(data_dir / "models")
-    settings = Settings(data_dir=data_dir, flux_backend="diffusers", flux_device="cpu")
+    settings = FluxSettings(data_dir=data_dir, flux_backend="diffusers", flux_device="cpu")
     return DiffusersFlux.from_settings(settings)
 
 
@@ -197,10 +197,12 @@ def test_a_cancelled_job_renames_no_file_into_place(tmp_path: Path) -> None:
 
 def test_post_processing_stops_between_its_steps(tmp_path: Path) -> None:
     registry = WorkRegistry()
-    mesh_path = tmp_path / "mesh.glb"
+    mesh_path = tmp_path / "cache" / "jobs" / JOB / "reconstruction.glb"  # the dispatcher's layout
+    mesh_path.parent.mkdir(parents=True)
     mesh_path.write_bytes(trimesh.creation.icosphere(subdivisions=2).export(file_type="glb"))
-    job = FinishJob(mesh_path, tmp_path / f"{JOB}.glb", "glb", preview_path=tmp_path / f"{JOB}.preview.png")
-    finisher = TrimeshFinisher(Settings(data_dir=tmp_path))
+    outputs = tmp_path / "outputs"
+    job = FinishJob(mesh_path, outputs / f"{JOB}.glb", "glb", preview_path=outputs / f"{JOB}.preview.png")
+    finisher = TrimeshFinisher(PostprocessSettings(data_dir=tmp_path))
     steps: list[str] = []
 
     def finish() -> dict[str, Any]:
@@ -243,7 +245,7 @@ def test_visual_hull_carving_stops_between_views() -> None:
 
 
 def test_discarding_a_jobs_outputs_removes_only_that_jobs_files(tmp_path: Path) -> None:
-    storage = Storage(Settings(data_dir=tmp_path))
+    storage = Storage(CommonSettings(data_dir=tmp_path))
     storage.ensure()
     mine = [storage.asset_path(JOB, ".glb"), storage.preview_path(JOB), storage.asset_path(JOB, ".obj.zip")]
     others = [storage.asset_path(OTHER_JOB, ".glb"), storage.outputs / f"{JOB}x.glb"]
@@ -295,7 +297,7 @@ class FakeStore:
 def test_abandoning_tells_the_replicas_unless_another_dispatcher_took_the_job(
     tmp_path: Path, state: str, owner: str, told: bool, discarded: bool
 ) -> None:
-    storage = Storage(Settings(data_dir=tmp_path))
+    storage = Storage(CommonSettings(data_dir=tmp_path))
     storage.ensure()
     asset = storage.asset_path(JOB, ".glb")
     asset.write_bytes(b"x")

@@ -1,4 +1,5 @@
-"""Loading, cleaning, decimation and placement of raw reconstructed meshes (postprocess_service.cleaning)."""
+"""Loading, cleaning, decimation (postprocess_service.cleaning) and placement (postprocess_service.placement)
+of raw reconstructed meshes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from numpy.typing import NDArray
 from skimage import measure
 
 from meshforge.errors import InvalidInput
-from postprocess_service.cleaning import clean_mesh, decimate, load_mesh, place_on_ground
+from meshforge.schemas import Origin
+from postprocess_service.cleaning import clean_mesh, decimate, load_mesh
+from postprocess_service.placement import place
 
 
 def colour_of(points: NDArray[np.float64]) -> NDArray[np.uint8]:
@@ -302,11 +305,11 @@ def test_decimation_rejects_a_target_below_a_tetrahedron() -> None:
 # ------------------------------------------------------------------------------------------- placement
 
 
-def test_place_on_ground_puts_bottom_centre_at_origin() -> None:
+def test_place_puts_bottom_centre_at_origin_by_default() -> None:
     mesh = coloured(trimesh.creation.box(extents=(0.4, 1.0, 0.2)))
     mesh.apply_translation([3.0, -2.0, 5.0])
     top_vertex = int(np.argmax(mesh.vertices[:, 1]))
-    placed = place_on_ground(mesh)
+    placed = place(mesh)
     lower, upper = placed.bounds
     assert lower[1] == pytest.approx(0.0)
     assert (lower[0] + upper[0]) / 2 == pytest.approx(0.0)
@@ -315,3 +318,12 @@ def test_place_on_ground_puts_bottom_centre_at_origin() -> None:
     assert int(np.argmax(placed.vertices[:, 1])) == top_vertex  # +Y up stays up
     assert np.array_equal(placed.visual.vertex_colors, mesh.visual.vertex_colors)
     assert mesh.bounds[0][1] == pytest.approx(-2.5)  # the input was not moved
+
+
+def test_place_can_centre_the_origin_and_scale_to_a_height_in_metres() -> None:
+    mesh = trimesh.creation.box(extents=(0.4, 1.0, 0.2))
+    mesh.apply_translation([3.0, -2.0, 5.0])
+    placed = place(mesh, Origin.center, height_m=1.8)
+    lower, upper = placed.bounds
+    np.testing.assert_allclose((lower + upper) / 2, 0.0, atol=1e-12)
+    np.testing.assert_allclose(upper - lower, [0.72, 1.8, 0.36])  # scaled evenly to 1.8 m tall

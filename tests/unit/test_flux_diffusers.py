@@ -14,14 +14,14 @@ import pytest
 from flux_service.backends.base import ImageJob, RenderOptions
 from flux_service.backends.diffusers_flux import DiffusersFlux
 from meshforge.errors import InvalidInput, ModelNotFound
-from meshforge.settings import Settings
+from meshforge.settings import FluxSettings
 from tests.tiny_flux import build_tiny_flux
 
 SIZE = RenderOptions(32, 32)
 
 
-def settings_for(data_dir: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=data_dir, flux_backend="diffusers", flux_device="cpu", **overrides)
+def settings_for(data_dir: Path, **overrides: object) -> FluxSettings:
+    return FluxSettings(data_dir=data_dir, flux_backend="diffusers", flux_device="cpu", **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def pixels(image) -> np.ndarray:
 def test_loads_schnell_from_a_plain_models_folder_with_its_defaults(
     flux: DiffusersFlux, data_dir: Path
 ) -> None:
-    assert flux.name == "diffusers:FLUX.1-schnell"
+    assert flux.name == "diffusers"
     assert flux.detail["folder"] == str(data_dir / "models" / "black-forest-labs" / "FLUX.1-schnell")
     assert (flux.detail["device"], flux.detail["dtype"]) == ("cpu", "float32")
     assert (flux.defaults.steps, flux.defaults.guidance, flux.defaults.max_sequence_length) == (4, 0.0, 256)

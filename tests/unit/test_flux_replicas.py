@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from image_service.backends.flux_replicas import FluxReplicas
 from meshforge.stage_schemas import FluxBatchRequest, FluxBatchResponse, FluxGenerateRequest, FluxImage
 
@@ -19,21 +22,27 @@ class FakePool:
     async def post(self, path: str, body: FluxBatchRequest, model: type) -> tuple[Any, str]:
         assert path == "/generate/batch" and not body.return_b64
         self.batches.append([image.prompt for image in body.images])
-        images = [
-            FluxImage(image_path=f"/inputs/{image.prompt}.png", seed=image.seed) for image in body.images
-        ]
+        images = [FluxImage(image_path=image.output_path, seed=image.seed) for image in body.images]
         return FluxBatchResponse(images=images, backend="fake", seconds=0.1, pipeline_calls=1), self.urls[0]
 
 
+FOLDER = "/data/inputs/jobs/0123456789abcdef0123456789abcdef/generated"  # where image-service draws
+
+
 def requests(count: int) -> list[FluxGenerateRequest]:
-    return [FluxGenerateRequest(prompt=f"view-{i}", seed=i, width=64, height=64) for i in range(count)]
+    return [
+        FluxGenerateRequest(
+            prompt=f"view-{i}", seed=i, width=64, height=64, output_path=f"{FOLDER}/{i:02d}.png"
+        )
+        for i in range(count)
+    ]
 
 
 def test_eight_views_on_two_replicas_are_two_batches_of_four_answered_in_order() -> None:
     pool = FakePool(replicas=2)
     answers = asyncio.run(FluxReplicas(pool).draw_many(requests(8)))  # type: ignore[arg-type]
     assert sorted(len(batch) for batch in pool.batches) == [4, 4]
-    assert [a.image_path for a in answers] == [f"/inputs/view-{i}.png" for i in range(8)]
+    assert [a.image_path for a in answers] == [f"{FOLDER}/{i:02d}.png" for i in range(8)]  # each where asked
     assert [a.seed for a in answers] == list(range(8))
     assert all(a.backend == "fake" for a in answers)
 
@@ -42,4 +51,9 @@ def test_never_more_batches_than_images() -> None:
     pool = FakePool(replicas=4)
     answers = asyncio.run(FluxReplicas(pool).draw_many(requests(3)))  # type: ignore[arg-type]
     assert sorted(len(batch) for batch in pool.batches) == [1, 1, 1]
-    assert [a.image_path for a in answers] == [f"/inputs/view-{i}.png" for i in range(3)]
+    assert [a.image_path for a in answers] == [f"{FOLDER}/{i:02d}.png" for i in range(3)]
+
+
+def test_a_drawing_request_needs_its_output_path() -> None:
+    with pytest.raises(ValidationError, match="output_path"):
+        FluxGenerateRequest(prompt="a cube", width=64, height=64)  # type: ignore[call-arg]

@@ -13,7 +13,7 @@ from image_service.matting import load_matting
 from image_service.matting.flood_fill import FloodFillMatting
 from image_service.matting.onnx_segmentation import PROFILES, OnnxSegmentation, profile_for
 from meshforge.errors import BackendError, InvalidInput, ModelNotFound
-from meshforge.settings import Settings
+from meshforge.settings import ImageSettings
 from tests.tiny_matting import build_tiny_matting_model
 
 HEIGHT, WIDTH = 150, 200
@@ -54,8 +54,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_matting_model(models / "matting" / "u2net.onnx")
 
 
-def onnx_settings(model: Path) -> Settings:
-    return Settings(data_dir=model.parents[2], matting_backend="onnx")  # the default path, under models/
+def onnx_settings(model: Path) -> ImageSettings:
+    return ImageSettings(data_dir=model.parents[2], matting_backend="onnx")  # the default path, under models/
 
 
 def test_flood_fill_finds_an_object_on_a_plain_background() -> None:
@@ -74,7 +74,7 @@ def test_flood_fill_cannot_separate_an_object_from_a_busy_background() -> None:
 
 def test_onnx_model_is_found_under_models_and_segments_a_busy_background(tiny_model: Path) -> None:
     matting = load_matting(onnx_settings(tiny_model))
-    assert matting.name == "onnx:u2net.onnx"
+    assert matting.name == "onnx"
     alpha = matting(busy_background_photo())
     assert alpha.shape == (HEIGHT, WIDTH) and alpha.min() >= 0.0 and alpha.max() <= 1.0
     assert _iou(alpha > 0.5, _box_mask()) > 0.9
@@ -96,7 +96,7 @@ def test_onnx_backend_accepts_rgba_and_ignores_its_alpha(tiny_model: Path) -> No
 
 
 def test_missing_model_is_a_start_up_error_naming_where_it_looked(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, matting_backend="onnx")
+    settings = ImageSettings(data_dir=tmp_path, matting_backend="onnx")
     with pytest.raises(ModelNotFound) as error:
         load_matting(settings)
     assert str(tmp_path / "models" / "matting" / "u2net.onnx") in error.value.message
@@ -104,8 +104,8 @@ def test_missing_model_is_a_start_up_error_naming_where_it_looked(tmp_path: Path
 
 
 def test_absolute_model_path_is_used_as_is(tiny_model: Path, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, matting_backend="onnx", matting_model_path=tiny_model)
-    assert load_matting(settings).name == "onnx:u2net.onnx"
+    settings = ImageSettings(data_dir=tmp_path, matting_backend="onnx", matting_model_path=tiny_model)
+    assert load_matting(settings).name == "onnx"
 
 
 def test_a_file_that_is_not_an_onnx_model_is_refused_at_start_up(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_a_model_without_an_image_input_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_matting_backend_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="flood_fill, onnx"):
-        load_matting(Settings(data_dir=tmp_path, matting_backend="magic"))
+        load_matting(ImageSettings(data_dir=tmp_path, matting_backend="magic"))
 
 
 @pytest.mark.parametrize(

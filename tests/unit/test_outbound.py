@@ -19,7 +19,7 @@ from meshforge.outbound import (
     precheck_url,
     redact,
 )
-from meshforge.settings import Settings
+from meshforge.settings import ImageSettings
 
 NOT_PUBLIC = [
     # IPv4
@@ -284,9 +284,9 @@ def test_the_setting_is_empty_by_default_and_read_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MESHFORGE_OUTBOUND_ALLOWED_NETWORKS", raising=False)
-    assert Settings(_env_file=None).outbound_allowed_networks == ()
+    assert ImageSettings(_env_file=None).outbound_allowed_networks == ()
     monkeypatch.setenv("MESHFORGE_OUTBOUND_ALLOWED_NETWORKS", '["10.1.2.0/24"]')
-    assert Settings(_env_file=None).outbound_allowed_networks == (ipaddress.ip_network("10.1.2.0/24"),)
+    assert ImageSettings(_env_file=None).outbound_allowed_networks == (ipaddress.ip_network("10.1.2.0/24"),)
     monkeypatch.setenv("MESHFORGE_OUTBOUND_ALLOWED_NETWORKS", "10.1.2.0/33")
     with pytest.raises(ValidationError, match="outbound_allowed_networks"):
-        Settings(_env_file=None)
+        ImageSettings(_env_file=None)

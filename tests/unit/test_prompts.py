@@ -11,7 +11,7 @@ from PIL import Image
 
 from flux_service.procedural import parse_prompt, render_view
 from image_service.consistency import draw_views
-from image_service.prompts import sheet_prompt, view_prompts, view_seed
+from image_service.prompts import sheet_prompt, view_prompt, view_seed
 from image_service.sheet import MAX_SHEET_SIDE, compose, layout_for, split
 from image_service.view_agreement import silhouette_of, view_agreement
 from meshforge.geometry.normalise import normalise_views
@@ -20,7 +20,7 @@ from meshforge.stage_schemas import FluxGenerateRequest, FluxGenerateResponse, V
 
 
 def test_every_view_prompt_shares_the_object_description_and_names_its_view() -> None:
-    prompts = view_prompts("a red cube. ", view_set(8))
+    prompts = [view_prompt("a red cube. ", view) for view in view_set(8)]
     assert all(p.startswith("a red cube, ") for p in prompts)
     assert "front right view, seen from slightly above" in prompts[1]
     assert len(set(prompts)) == 8
@@ -86,7 +86,6 @@ class RecordingDrawer:
 
     async def draw(self, request: FluxGenerateRequest) -> FluxGenerateResponse:
         self.requests.append(request)
-        assert request.output_path is not None
         if request.view is not None:
             view = VIEWS_BY_NAME[request.view]
             image = Image.fromarray(render_view(parse_prompt("a red cube"), view, request.width))
@@ -105,8 +104,17 @@ class RecordingDrawer:
         return self.posed
 
 
+JOB = "0123456789abcdef0123456789abcdef"
+
+
+def generated(tmp_path: Path) -> Path:
+    """Where image-service has a job's images drawn: the dispatcher's inputs/jobs/<id>, generated/."""
+    return tmp_path / "inputs" / "jobs" / JOB / "generated"
+
+
 def _draw(drawer: RecordingDrawer, strategy: ViewConsistency, tmp_path: Path, seed: int | None = 5):
-    return asyncio.run(draw_views(drawer, "a red cube", view_set(8), 64, seed, strategy, tmp_path))
+    folder = generated(tmp_path)
+    return asyncio.run(draw_views(drawer, "a red cube", view_set(8), 64, seed, strategy, folder))
 
 
 @pytest.mark.parametrize("strategy", list(ViewConsistency))
@@ -114,9 +122,11 @@ def test_a_single_view_is_one_plain_front_view_prompt_whatever_the_strategy(
     tmp_path: Path, strategy: ViewConsistency
 ) -> None:
     drawer = RecordingDrawer(posed=False)
-    drawn = asyncio.run(draw_views(drawer, "a red cube", view_set(1), 64, 5, strategy, tmp_path))
+    folder = generated(tmp_path)
+    drawn = asyncio.run(draw_views(drawer, "a red cube", view_set(1), 64, 5, strategy, folder))
     (request,) = drawer.requests
     assert request.view == "front" and (request.width, request.height) == (64, 64)
+    assert request.output_path == str(folder / "00-front.png")
     assert "sheet" not in request.prompt and request.seed == 5
     assert drawn.detail == {"consistency": "single view", "generations": 1}
 
@@ -125,6 +135,8 @@ def test_independent_views_each_get_their_own_seed(tmp_path: Path) -> None:
     drawer = RecordingDrawer(posed=False)
     drawn = _draw(drawer, ViewConsistency.independent, tmp_path)
     assert sorted(r.seed for r in drawer.requests) == list(range(5, 13))
+    paths = [r.output_path for r in drawer.requests]  # one file per view, all in the job's folder
+    assert paths == [str(generated(tmp_path) / f"{i:02d}-{v.name}.png") for i, v in enumerate(view_set(8))]
     assert drawn.detail["consistency"] == "independent" and len(drawn.images) == 8
 
 
@@ -143,6 +155,7 @@ def test_a_model_draws_the_sheet_in_one_generation_within_flux_limits(tmp_path: 
     drawn = _draw(drawer, ViewConsistency.sheet, tmp_path)
     (request,) = drawer.requests
     assert (request.width, request.height) == (256, 128) and request.view is None
+    assert request.output_path == str(generated(tmp_path) / "sheet.png")
     assert request.prompt.startswith("turnaround reference sheet")
     assert drawn.detail["generations"] == 1 and not drawn.posed
     assert [image.size for image in drawn.images] == [(64, 64)] * 8

@@ -36,9 +36,22 @@ def _triangle(points: np.ndarray, rgba: tuple[int, int, int, int]) -> trimesh.Tr
     return mesh
 
 
+def _pixel_rays(camera: Camera) -> np.ndarray:
+    """World-space unit ray directions through every pixel centre, shape (H, W, 3).
+
+    Built from the camera convention (docs/views.md) alone, not from ``Camera.project`` or the
+    rasteriser, so ray casting along them is an independent check of what the rasteriser draws.
+    """
+    n = camera.image_size
+    coords = (np.arange(n) + 0.5 - n / 2.0) / camera.focal_px
+    xs, ys = np.meshgrid(coords, coords)
+    dirs = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ camera.rotation
+    return dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)
+
+
 def _world_point_at_pixel(camera: Camera, row: int, col: int, depth: float) -> np.ndarray:
     """The world point at camera depth ``depth`` whose projection is the centre of pixel (row, col)."""
-    ray = camera.pixel_rays()[row, col]
+    ray = _pixel_rays(camera)[row, col]
     return camera.eye + ray * depth / (ray @ camera.forward)
 
 
@@ -163,7 +176,7 @@ def test_cube_faces_get_different_brightness_from_an_elevated_view() -> None:
 
 def _analytic_sphere_grey(camera: Camera, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Lambert grey of an ideal sphere at the origin, per pixel, and where the sphere faces the camera."""
-    rays, eye = camera.pixel_rays(), camera.eye
+    rays, eye = _pixel_rays(camera), camera.eye
     b = rays @ eye
     disc = b * b - (eye @ eye - radius**2)
     hit = eye + rays * (-b - np.sqrt(np.maximum(disc, 0.0)))[..., None]
@@ -236,7 +249,7 @@ def test_depth_is_perspective_correct_on_a_steeply_tilted_triangle() -> None:
     camera = camera_for(VIEW_SETS[8][1], 64)
     points = np.array([[-0.6, -0.4, 0.6], [0.6, -0.3, -0.6], [0.0, 0.5, 0.2]])
     result = render_mesh(_triangle(points, RED), camera)
-    rays = camera.pixel_rays()[result.mask]
+    rays = _pixel_rays(camera)[result.mask]
     hits = camera.eye + rays * (result.depth[result.mask, None] / (rays @ camera.forward)[:, None])
     normal = np.cross(points[1] - points[0], points[2] - points[0])
     assert result.mask.sum() > 200

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 
 from meshforge.errors import ModelNotFound  # noqa: E402
 from meshforge.geometry.views import OBJECT_EXTENT, VIEWS_BY_NAME, view_set  # noqa: E402
-from meshforge.settings import Settings  # noqa: E402
-from reconstruction_service.backends import AVAILABLE, load_backend  # noqa: E402
+from meshforge.settings import ReconstructionSettings  # noqa: E402
+from reconstruction_service.backends import BACKENDS, load_backend  # noqa: E402
 from reconstruction_service.backends.triposr import (  # noqa: E402
     TRIPOSR_TO_CANONICAL,
     TripoSR,
@@ -35,31 +35,26 @@ def views_with_object(count: int) -> list[np.ndarray]:
 def backend(tmp_path_factory: pytest.TempPathFactory) -> TripoSR:
     data = tmp_path_factory.mktemp("data")
     build_tiny_triposr(data / "models")
-    return TripoSR(Settings(data_dir=data, triposr_mc_resolution=32))
+    return TripoSR(ReconstructionSettings(data_dir=data, triposr_mc_resolution=32))
 
 
 def test_triposr_is_offered_and_a_missing_model_says_where_it_looked(tmp_path: Path) -> None:
-    assert "triposr" in AVAILABLE
+    assert "triposr" in BACKENDS.names
     with pytest.raises(ModelNotFound) as missing:
-        TripoSR(Settings(data_dir=tmp_path))
+        TripoSR(ReconstructionSettings(data_dir=tmp_path))
     assert str(tmp_path / "models" / "stabilityai" / "TripoSR") in missing.value.message
     assert "scripts/download-models stabilityai/TripoSR" in missing.value.message
     assert "MESHFORGE_TRIPOSR_MODEL_PATH" in missing.value.message
 
 
 def test_load_backend_builds_it_from_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from meshforge.settings import get_settings
-
     build_tiny_triposr(tmp_path / "elsewhere")
     monkeypatch.setenv("MESHFORGE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv(
         "MESHFORGE_TRIPOSR_MODEL_PATH", str(tmp_path / "elsewhere" / "stabilityai" / "TripoSR")
     )
-    get_settings.cache_clear()
-    try:
-        loaded = load_backend("triposr")
-    finally:
-        get_settings.cache_clear()
+    monkeypatch.setenv("MESHFORGE_RECONSTRUCTION_BACKEND", "triposr")
+    loaded = load_backend(ReconstructionSettings(_env_file=None))
     assert loaded.name == "triposr"
 
 
@@ -107,5 +102,5 @@ def test_a_tall_object_facing_triposrs_camera_comes_out_tall_and_facing_front() 
 
 
 def test_triposr_advertises_one_view_at_its_conditioning_size(backend: TripoSR) -> None:
-    assert backend.input.max_views == 1
-    assert backend.input.image_size == backend.model.config.cond_image_size
+    assert backend.capabilities.max_views == 1
+    assert backend.capabilities.image_size == backend.model.config.cond_image_size

@@ -10,8 +10,8 @@ from meshforge.settings import DEFAULT_TIERS
 from orchestrator.view_plan import ViewPlan, ViewPlanner
 
 STANDARD = DEFAULT_TIERS[QualityTier.standard]  # 8 views at 256²
-TRIPOSR = {"status": "ok", "detail": {"input": {"max_views": 1, "image_size": 512}}}
-VISUAL_HULL = {"status": "ok", "detail": {"input": {"max_views": 8, "image_size": None}}}
+TRIPOSR = {"status": "ok", "capabilities": {"max_views": 1, "image_size": 512}}
+VISUAL_HULL = {"status": "ok", "capabilities": {"max_views": 8, "image_size": None}}
 DOWN = {"status": "unreachable", "error": "connection refused"}
 
 
