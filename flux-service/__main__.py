@@ -1,9 +1,9 @@
 """`python -m flux_service`: listens on MESHFORGE_HOST:MESHFORGE_FLUX_SERVICE_PORT (38120)."""
 
 from meshforge.service import serve
-from meshforge.settings import FluxSettings, load_settings
+from meshforge.settings import FluxSettings, settings_or_exit
 
 if __name__ == "__main__":
-    settings = load_settings(FluxSettings)
+    settings = settings_or_exit("flux-service", FluxSettings)
     port = settings.flux_service_port
     serve("flux_service.app:app", "flux-service", settings.host, port, settings.log_level)

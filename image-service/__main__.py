@@ -1,10 +1,10 @@
 """`python -m image_service`: listens on MESHFORGE_HOST:MESHFORGE_IMAGE_SERVICE_PORT (38110)."""
 
 from meshforge.service import serve
-from meshforge.settings import ImageSettings, load_settings
+from meshforge.settings import ImageSettings, settings_or_exit
 
 if __name__ == "__main__":
-    settings = load_settings(ImageSettings)
+    settings = settings_or_exit("image-service", ImageSettings)
     serve(
         "image_service.app:app",
         "image-service",

@@ -146,13 +146,28 @@ class ExclusiveRunner:
                 return await run_cancellable(func, *args, job_id=job_id, request=request)
 
 
+class _RefusedStart(logging.Filter):
+    """Set once start_backend has said why the service cannot start: uvicorn would then log the
+    lifespan's traceback, which only repeats that sentence, so its traceback lines are dropped."""
+
+    refused = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.refused and str(record.msg).lstrip().startswith("Traceback"))
+
+
+_REFUSED_START = _RefusedStart()
+
+
 def start_backend(service: str, load: Callable[[], R]) -> R:
     """Load a service's backend at start-up. A MeshforgeError (a missing model, an unknown backend) is
-    logged as one plain sentence before start-up fails, instead of a traceback a person must read."""
+    logged as one plain sentence before start-up fails (exit code 3), instead of a traceback a person
+    must read."""
     try:
         return load()
     except MeshforgeError as error:
         logging.getLogger(service).error("%s cannot start: %s", service, error.message)
+        _REFUSED_START.refused = True
         raise
 
 
@@ -167,4 +182,5 @@ def add_health_route(
 def serve(app_path: str, service: str, host: str, port: int, log_level: str) -> None:
     """Run one service process; the CLI entry of every `python -m <service>`."""
     configure_logging(service, log_level)
+    logging.getLogger("uvicorn.error").addFilter(_REFUSED_START)
     uvicorn.run(app_path, host=host, port=port, log_level=log_level.lower(), access_log=False)

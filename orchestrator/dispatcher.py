@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from meshforge.http import ReplicaPool, make_client
 from meshforge.logging import configure_logging
-from meshforge.settings import DispatcherSettings, load_settings
+from meshforge.settings import DispatcherSettings, settings_or_exit
 from orchestrator.jobs import TERMINAL, Claim, JobStore
 from orchestrator.pipeline import JobRunner, StagePools
 from orchestrator.queue import ReliableQueue
@@ -175,7 +175,7 @@ def build_pools(settings: DispatcherSettings) -> StagePools:
 
 
 async def main() -> None:
-    settings = load_settings(DispatcherSettings)
+    settings = settings_or_exit("dispatcher", DispatcherSettings)
     configure_logging("dispatcher", settings.log_level)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     dispatcher = Dispatcher(settings, redis, build_pools(settings))

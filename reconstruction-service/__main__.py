@@ -1,10 +1,10 @@
 """`python -m reconstruction_service`: listens on MESHFORGE_HOST:MESHFORGE_RECONSTRUCTION_SERVICE_PORT."""
 
 from meshforge.service import serve
-from meshforge.settings import ReconstructionSettings, load_settings
+from meshforge.settings import ReconstructionSettings, settings_or_exit
 
 if __name__ == "__main__":
-    settings = load_settings(ReconstructionSettings)
+    settings = settings_or_exit("reconstruction-service", ReconstructionSettings)
     serve(
         "reconstruction_service.app:app",
         "reconstruction-service",

@@ -14,8 +14,10 @@ from meshforge.settings.base import (
     CommonSettings,
     SettingsGroup,
     UrlList,
+    describe_settings_error,
     env_names,
     load_settings,
+    settings_or_exit,
     split_urls,
 )
 from meshforge.settings.control import DispatcherSettings, OrchestratorSettings
@@ -92,9 +94,11 @@ __all__ = [
     "TierProfile",
     "TierSettings",
     "UrlList",
+    "describe_settings_error",
     "env_names",
     "field_default",
     "is_settings_variable",
     "load_settings",
+    "settings_or_exit",
     "split_urls",
 ]

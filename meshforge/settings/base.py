@@ -8,11 +8,12 @@ the current directory. Docker and production deployments override them through t
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -148,3 +149,24 @@ class SettingsLoader:
 
 
 load_settings = SettingsLoader()
+
+
+def settings_or_exit(service: str, cls: type[S]) -> S:
+    """``load_settings(cls)`` for a process's entry point: a bad setting stops it with one sentence
+    naming the variable and the field (``dispatcher cannot start: MESHFORGE_TIERS: tiers.high.views:
+    …``), not a traceback."""
+    try:
+        return load_settings(cls)
+    except ValidationError as error:
+        sys.exit(f"{service} cannot start: {describe_settings_error(cls, error)}")
+
+
+def describe_settings_error(cls: type[CommonSettings], error: ValidationError) -> str:
+    parts = []
+    for problem in error.errors():
+        location = [str(part) for part in problem["loc"]]
+        field = cls.model_fields.get(location[0]) if location else None
+        variable = env_names(location[0], field)[0] if field is not None else (location or ["settings"])[0]
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        parts.append(f"{variable}: {'.'.join(location)}: {message}")
+    return "; ".join(parts)

@@ -7,7 +7,9 @@ and image-service; ``ImageLimitsSettings`` and ``OutboundSettings`` the orchestr
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, BaseModel, Field
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from meshforge.addresses import AllowedNetworks
 from meshforge.schemas import QualityTier, ViewCount
@@ -63,6 +65,8 @@ class ClientTimeouts(SettingsGroup):
 class TierProfile(BaseModel):
     """What a quality tier means for each stage."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field in MESHFORGE_TIERS is an error
+
     views: ViewCount
     image_size: int
     voxel_resolution: int
@@ -88,12 +92,33 @@ class TierSettings(SettingsGroup):
     tiers: dict[QualityTier, TierProfile] = Field(
         default_factory=lambda: dict(DEFAULT_TIERS),
         description=(
-            "JSON object overriding what each quality tier means (`views`, `image_size`, "
-            "`voxel_resolution`, `target_faces`, `texture_size`, `consistency`); it replaces the "
-            "defaults as a whole, so give every tier"
+            "JSON object overriding what quality tiers mean, merged over the defaults: only the tiers and "
+            'fields given change, e.g. `{"high": {"target_faces": 150000}}` (fields: `views`, '
+            "`image_size`, `voxel_resolution`, `target_faces`, `texture_size`, `consistency`)"
         ),
         json_schema_extra={"shown_default": "see below"},
     )
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _merged_over_defaults(cls, value: Any) -> Any:
+        """Each tier given is merged field by field over its default; tiers not given keep theirs."""
+        if not isinstance(value, dict):
+            return value  # pydantic says what is wrong with it
+        merged: dict[str, dict[str, Any]] = {
+            tier.value: profile.model_dump() for tier, profile in DEFAULT_TIERS.items()
+        }
+        for name, given in value.items():
+            key = str(name.value if isinstance(name, QualityTier) else name)
+            if key not in merged:
+                raise ValueError(f'unknown tier "{key}": the tiers are {", ".join(merged)}')
+            fields = given.model_dump(exclude_unset=True) if isinstance(given, TierProfile) else given
+            if not isinstance(fields, dict):
+                raise ValueError(
+                    f'tier "{key}" must be a JSON object of fields, e.g. {{"target_faces": 5000}}'
+                )
+            merged[key].update(fields)
+        return merged
 
     def tier(self, tier: QualityTier) -> TierProfile:
         return self.tiers[tier]

@@ -29,6 +29,7 @@ from meshforge.settings import (
     env_names,
     is_settings_variable,
     load_settings,
+    settings_or_exit,
 )
 from meshforge.storage import Storage
 
@@ -282,19 +283,38 @@ def test_quality_tiers_can_be_overridden_as_json(monkeypatch: pytest.MonkeyPatch
     assert ImageSettings(_env_file=None).tier(QualityTier.high).voxel_resolution == 128
 
 
-def test_a_partial_tiers_override_replaces_the_defaults_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Kept as it was before the split: the override is the whole table, so a tier left out is missing
-    (looking it up raises KeyError), not filled in from the defaults."""
-    monkeypatch.setenv(
-        "MESHFORGE_TIERS",
-        '{"standard": {"views": 4, "image_size": 128, "voxel_resolution": 64, "target_faces": 5000,'
-        ' "texture_size": 512}}',
-    )
+def test_a_partial_tiers_override_is_merged_over_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHFORGE_TIERS", '{"high": {"target_faces": 150000}}')
     settings = DispatcherSettings(_env_file=None)
-    assert list(settings.tiers) == [QualityTier.standard]
-    with pytest.raises(KeyError):
-        settings.tier(QualityTier.high)
+    high, default_high = settings.tier(QualityTier.high), DEFAULT_TIERS[QualityTier.high]
+    assert high.target_faces == 150_000
+    assert high.model_dump(exclude={"target_faces"}) == default_high.model_dump(exclude={"target_faces"})
+    assert settings.tier(QualityTier.standard) == DEFAULT_TIERS[QualityTier.standard]
     assert DispatcherSettings(_env_file=None, tiers=DEFAULT_TIERS).tier(QualityTier.high).views == 8
+
+
+@pytest.mark.parametrize(
+    ("tiers", "named"),
+    [
+        ('{"high": {"target_face": 1}}', "tiers.high.target_face"),
+        ('{"high": {"views": 3}}', "tiers.high.views"),
+        ('{"ultra": {"views": 8}}', 'unknown tier "ultra"'),
+        ('{"high": 5}', 'tier "high" must be a JSON object'),
+    ],
+)
+def test_a_bad_tiers_override_stops_start_up_naming_the_field(
+    tiers: str, named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESHFORGE_TIERS", tiers)
+    load_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            settings_or_exit("dispatcher", DispatcherSettings)
+    finally:
+        load_settings.cache_clear()
+    message = str(stopped.value.code)
+    assert message.startswith("dispatcher cannot start: MESHFORGE_TIERS")
+    assert named in message and "\n" not in message
 
 
 def test_constraints_still_apply(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -355,3 +375,23 @@ def test_the_schemas_view_counts_are_the_camera_sets() -> None:
     from meshforge.schemas import CANONICAL_VIEW_COUNTS
 
     assert tuple(VIEW_SETS) == CANONICAL_VIEW_COUNTS
+
+
+def test_a_process_started_with_a_bad_setting_says_so_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not is_settings_variable(k)}
+    env.update(MESHFORGE_DATA_DIR=str(tmp_path), MESHFORGE_TIERS='{"high": {"views": 3}}')
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.dispatcher"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "dispatcher cannot start: MESHFORGE_TIERS: tiers.high.views: Input should be 1, 4 or 8"
+    ]
