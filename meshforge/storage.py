@@ -72,9 +72,18 @@ class Storage:
         return resolved
 
 
+# The longest file or folder name Linux file systems accept (NAME_MAX, in bytes).
+MAX_NAME_BYTES = 255
+
+
 def _resolve(path: Path, shown: str) -> Path:
     """``path`` with symbolic links followed; a name no file system accepts (a NUL, an over-long
-    component) is invalid input, not an internal error."""
+    component) is invalid input, not an internal error (resolving does not touch a missing file, so a
+    too-long name would only fail later, when the service writes it)."""
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in path.parts):
+        raise InvalidInput(
+            f'"{shown[:200]}" is not a usable path: a name in it is over {MAX_NAME_BYTES} bytes'
+        )
     try:
         return path.resolve()
     except (ValueError, OSError):

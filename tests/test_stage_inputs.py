@@ -218,12 +218,12 @@ def image_output_dirs(stages: Stages) -> dict[str, tuple[str, str]]:
         "nul": (stages.job_inputs() + "\x00", "output_dir"),
         "empty": ("", "output_dir"),
         "over-long": ("/" + "a" * 5000, "output_dir"),
+        "long-component": (str(stages.folder("inputs") / "jobs" / ("a" * 300)), "over 255 bytes"),
     }
 
 
 def test_image_service_writes_views_only_under_inputs(stages: Stages) -> None:
-    # /imagine/from-urls checks its folder the same way, but only once the images are downloaded: the
-    # fleet may fetch from no loopback server, so it is not reached here.
+    # /imagine/from-urls checks its folder the same way, before anything is fetched.
     for name, (output_dir, field) in image_output_dirs(stages).items():
         body = {"prompt": "a red cube", "num_views": 1, "image_size": 64, "output_dir": output_dir}
         response = post(stages, "IMAGE", "/imagine/generate", body)
