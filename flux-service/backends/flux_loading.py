@@ -81,7 +81,7 @@ def load_flux(settings: FluxSettings) -> LoadedFlux:
     pipeline.set_progress_bar_config(disable=True)
     if mode == "gpu":
         pipeline.to(device)
-    elif mode == "model_offload":  # whole models move to the GPU when used: ~24 GB peak instead of ~33
+    elif mode == "model_offload":  # whole models move to the GPU when used: ~24 GB peak instead of ~34
         pipeline.enable_model_cpu_offload(device=device)
     else:  # sequential_offload: layer by layer, a few GB of GPU memory, several times slower
         pipeline.enable_sequential_cpu_offload(device=device)
