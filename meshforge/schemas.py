@@ -6,6 +6,7 @@ The internal APIs between the dispatcher and the stage services are in meshforge
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
@@ -16,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     HttpUrl,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -231,6 +233,18 @@ class Capabilities(BaseModel):
         description="It draws the canonical camera a request names itself (a renderer, not a model)",
     )
     batch: bool = Field(default=False, description="It takes several items in one call")
+
+    @classmethod
+    def declared_in(cls, answers: Iterable[dict[str, Any]]) -> list[Capabilities]:
+        """The capabilities in replicas' /health answers, leaving out replicas that did not answer or
+        do not say."""
+        declared = []
+        for answer in answers:
+            try:
+                declared.append(cls.model_validate(answer["capabilities"]))
+            except (KeyError, TypeError, ValidationError):
+                continue
+        return declared
 
 
 class HealthResponse(BaseModel):

@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from meshforge.http import ReplicaPool
 from meshforge.schemas import CANONICAL_VIEW_COUNTS, Capabilities, ViewCount
 from meshforge.settings import TierProfile
@@ -53,11 +51,6 @@ class ViewPlanner:
         """The answering replicas' inputs, read at most every ``refresh_seconds``."""
         if time.monotonic() - self._read_at < self._refresh_seconds:
             return self._inputs
-        inputs = []
-        for answer in (await self._pool.health()).values():
-            try:
-                inputs.append(Capabilities.model_validate(answer["capabilities"]))
-            except (KeyError, TypeError, ValidationError):
-                continue  # unreachable, or an older replica that does not say
-        self._inputs, self._read_at = inputs, time.monotonic()
-        return inputs
+        self._inputs = Capabilities.declared_in((await self._pool.health()).values())
+        self._read_at = time.monotonic()
+        return self._inputs

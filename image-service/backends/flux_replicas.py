@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import ValidationError
-
 from meshforge.cancellation import current_job_id
 from meshforge.errors import BackendError
 from meshforge.http import ReplicaPool
@@ -91,12 +89,7 @@ class FluxReplicas:
         """Asked once of the replicas' /health ``capabilities`` (all replicas of a stage run one
         backend): a renderer poses the canonical camera named by a request's ``view`` itself."""
         if self._posed is None:
-            declared = []
-            for health in (await self._pool.health()).values():
-                try:
-                    declared.append(Capabilities.model_validate(health["capabilities"]))
-                except (KeyError, TypeError, ValidationError):
-                    continue  # unreachable, or it does not say
+            declared = Capabilities.declared_in((await self._pool.health()).values())
             if not declared:
                 return False  # nobody answered: the generation call itself will report it
             self._posed = all(capabilities.posed_views for capabilities in declared)
