@@ -5,5 +5,4 @@ from meshforge.settings import FluxSettings, settings_or_exit
 
 if __name__ == "__main__":
     settings = settings_or_exit("flux-service", FluxSettings)
-    port = settings.flux_service_port
-    serve("flux_service.app:app", "flux-service", settings.host, port, settings.log_level)
+    serve("flux_service.app:app", "flux-service", settings, settings.flux_service_port)

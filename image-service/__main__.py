@@ -5,10 +5,4 @@ from meshforge.settings import ImageSettings, settings_or_exit
 
 if __name__ == "__main__":
     settings = settings_or_exit("image-service", ImageSettings)
-    serve(
-        "image_service.app:app",
-        "image-service",
-        settings.host,
-        settings.image_service_port,
-        settings.log_level,
-    )
+    serve("image_service.app:app", "image-service", settings, settings.image_service_port)

@@ -12,6 +12,11 @@ sent to, or accepted from, the public side).
 ``GET /health`` stays open because compose and Kubernetes probes carry no secrets, but a caller without
 the token gets only ``{"service", "status"}``: backend names, model details and busy state are for the
 fleet (the orchestrator's /health aggregation and the dispatcher send the token).
+
+``GET /metrics`` is not exempt: its series name backends and show load, as the full /health does, so
+Prometheus sends the token (``http_headers`` in deploy/prometheus/prometheus.yml). The orchestrator, whose
+API is public, closes only its ``/metrics`` this way (``only=``); the dispatcher's metrics server applies
+the same rule (meshforge/metrics.py).
 """
 
 from __future__ import annotations
@@ -34,15 +39,17 @@ def internal_headers(token: str) -> dict[str, str]:
 class InternalTokenGuard:
     """Pure ASGI middleware: refuses every HTTP request that lacks the fleet's token (401)."""
 
-    def __init__(self, app: ASGIApp, *, token: str, service: str) -> None:
+    def __init__(self, app: ASGIApp, *, token: str, service: str, only: frozenset[str] | None = None) -> None:
         if not token:
             raise ValueError("InternalTokenGuard needs a non-empty token")
         self.app = app
         self.service = service
+        self.only = only  # the paths it guards; None: every path
         self._token = token.encode("utf-8")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._carries_token(scope):
+        unguarded = self.only is not None and scope.get("path") not in self.only
+        if scope["type"] != "http" or unguarded or self._carries_token(scope):
             await self.app(scope, receive, send)  # lifespan events pass; so does a fleet caller
             return
         if scope["path"] == "/health" and scope["method"] in ("GET", "HEAD"):
@@ -67,7 +74,10 @@ class InternalTokenGuard:
         return False
 
 
-def require_internal_token(app: FastAPI, service: str, token: str) -> None:
-    """Close a stage service's app to callers without ``token``; an empty token leaves it open."""
+def require_internal_token(
+    app: FastAPI, service: str, token: str, only: frozenset[str] | None = None
+) -> None:
+    """Close a stage service's app (or only the paths ``only`` names) to callers without ``token``; an
+    empty token leaves it open."""
     if token:
-        app.add_middleware(InternalTokenGuard, token=token, service=service)
+        app.add_middleware(InternalTokenGuard, token=token, service=service, only=only)

@@ -18,8 +18,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from meshforge.cancellation import run_cancellable
 from meshforge.errors import MeshforgeError, RetryLater, ServiceBusy, StorageFull
 from meshforge.logging import configure_logging, work_span
+from meshforge.metrics import HttpMetricsMiddleware, Scrape, add_metrics_route, backend_loaded
 from meshforge.request_id import RequestIdMiddleware, internal_error_body, request_id_of
 from meshforge.schemas import ErrorResponse, HealthResponse
+from meshforge.settings import CommonSettings
 from meshforge.storage import NO_SPACE_ERRNOS, disk_full_message
 
 R = TypeVar("R")
@@ -45,11 +47,22 @@ def documented_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse, "description": ERROR_MEANINGS[code]} for code in codes}
 
 
-def service_app(title: str, **kwargs: Any) -> FastAPI:
+def service_app(
+    title: str,
+    *,
+    service: str | None = None,
+    before_scrape: Scrape | None = None,
+    **kwargs: Any,
+) -> FastAPI:
     """A FastAPI app whose OpenAPI says what every route's errors look like (FastAPI's own 422 schema
-    is replaced by ours), with the error handlers that make it true."""
+    is replaced by ours), with the error handlers that make it true, and Prometheus metrics: every
+    answer counted by route template and status, served at ``GET /metrics`` (meshforge/metrics.py).
+    ``service`` names the process in the metrics (default: ``title``); ``before_scrape`` refreshes the
+    gauges it reads at scrape time."""
     app = FastAPI(title=title, responses=documented_errors(400, 422, 503, 507), **kwargs)
     install_error_handlers(app)
+    add_metrics_route(app, before_scrape)
+    app.add_middleware(HttpMetricsMiddleware, service=service or title)
     app.add_middleware(RequestIdMiddleware)  # keep it the outermost: every answer gets X-Request-ID
     return app
 
@@ -164,11 +177,13 @@ def start_backend(service: str, load: Callable[[], R]) -> R:
     logged as one plain sentence before start-up fails (exit code 3), instead of a traceback a person
     must read."""
     try:
-        return load()
+        backend = load()
     except MeshforgeError as error:
         logging.getLogger(service).error("%s cannot start: %s", service, error.message)
         _REFUSED_START.refused = True
         raise
+    backend_loaded(service, str(getattr(backend, "name", type(backend).__name__)))  # meshforge_backend_loaded
+    return backend
 
 
 def add_health_route(
@@ -179,8 +194,16 @@ def add_health_route(
         return describe() if describe is not None else HealthResponse(service=service)
 
 
-def serve(app_path: str, service: str, host: str, port: int, log_level: str) -> None:
-    """Run one service process; the CLI entry of every `python -m <service>`."""
-    configure_logging(service, log_level)
+def serve(app_path: str, service: str, settings: CommonSettings, port: int) -> None:
+    """Run one service process on ``settings.host:port``; the CLI entry of every `python -m <service>`."""
+    configure_logging(service, settings.log_level, settings.log_format)
     logging.getLogger("uvicorn.error").addFilter(_REFUSED_START)
-    uvicorn.run(app_path, host=host, port=port, log_level=log_level.lower(), access_log=False)
+    # log_config=None: uvicorn's own lines go through the root handler, in MESHFORGE_LOG_FORMAT too.
+    uvicorn.run(
+        app_path,
+        host=settings.host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=None,
+    )

@@ -5,6 +5,4 @@ from meshforge.settings import OrchestratorSettings, settings_or_exit
 
 if __name__ == "__main__":
     settings = settings_or_exit("orchestrator", OrchestratorSettings)
-    serve(
-        "orchestrator.app:app", "orchestrator", settings.host, settings.orchestrator_port, settings.log_level
-    )
+    serve("orchestrator.app:app", "orchestrator", settings, settings.orchestrator_port)

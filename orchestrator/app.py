@@ -14,12 +14,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from meshforge.errors import StageUnavailable
 from meshforge.http import ReplicaPool, make_client
+from meshforge.internal_token import require_internal_token
 from meshforge.service import error_response, service_app
 from meshforge.settings import OrchestratorSettings, load_settings
 from meshforge.storage import Storage
 from orchestrator.auth import load_keys
 from orchestrator.events import JobEvents
 from orchestrator.jobs import JobStore
+from orchestrator.metrics import api_metrics, refresh_queue_gauges
 from orchestrator.quotas import Quotas
 from orchestrator.routes import router
 from orchestrator.stages import replica_urls
@@ -62,7 +64,17 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         await client.aclose()
         await redis.aclose()
 
-    app = service_app("meshforge", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    api_metrics()  # the orchestrator's job metrics (orchestrator/metrics.py), exported from the start
+    app = service_app(
+        "meshforge",
+        service="orchestrator",
+        before_scrape=refresh_queue_gauges,  # queue depth and in-flight jobs, read from Redis
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    # The API is public; its /metrics is for the fleet's Prometheus only (docs/security.md).
+    require_internal_token(app, "orchestrator", settings.internal_token, only=frozenset({"/metrics"}))
     app.include_router(router)
     app.add_exception_handler(RedisConnectionError, _redis_unreachable)
     app.add_exception_handler(RedisTimeoutError, _redis_unreachable)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -21,9 +22,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from meshforge.http import ReplicaPool, make_client
-from meshforge.logging import configure_logging
+from meshforge.logging import configure_logging, job_context
+from meshforge.metrics import start_metrics_server
+from meshforge.schemas import JobState
 from meshforge.settings import DispatcherSettings, settings_or_exit
 from orchestrator.jobs import TERMINAL, Claim, JobStore
+from orchestrator.metrics import ATTEMPTS, count_requeued
 from orchestrator.pipeline import JobRunner, StagePools
 from orchestrator.queue import ReliableQueue
 from orchestrator.retention import Sweeper
@@ -47,10 +51,13 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._running: set[str] = set()  # job ids a slot holds, from BLMOVE until it is done with them
         self._orphans: set[str] = set()  # listed but held by no slot at the last reconciliation
+        self.metrics = self.runner.metrics  # orchestrator/metrics.py
+        self.metrics.slots.set(settings.dispatcher_concurrency)
 
     async def run(self) -> None:
         await until_redis_answers(self.queue.register, "register")
         requeued = await until_redis_answers(lambda: self.queue.reap(TERMINAL), "reap")
+        count_requeued("reaped", requeued)
         if requeued:
             log.info("requeued %d job(s) left by dispatchers that stopped", requeued)
         log.info(
@@ -63,6 +70,7 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*slots, housekeeping, return_exceptions=True)
         released = await self.queue.release(TERMINAL)
+        count_requeued("released", released)
         log.info("dispatcher stopped; %d unfinished job(s) handed back to the queue", released)
 
     def stop(self) -> None:
@@ -89,7 +97,8 @@ class Dispatcher:
             return
         self._running.add(job_id)  # no await since BLMOVE answered: the reconciliation never races
         try:
-            await self._process(job_id)
+            with job_context(job_id):  # every log line about the job names it (meshforge.logging)
+                await self._process(job_id)
         finally:
             self._running.discard(job_id)
 
@@ -102,6 +111,7 @@ class Dispatcher:
         outcome = await until_redis_answers(
             lambda: store.claim(job_id, self.worker_id, max_attempts), f"job {job_id}: claim again"
         )
+        self.metrics.claims.labels(outcome.value).inc()
         log.info("job %s: came back while a slot runs it; left to that slot (%s)", job_id, outcome.value)
 
     async def _process(self, job_id: str) -> None:
@@ -112,15 +122,19 @@ class Dispatcher:
         outcome = await until_redis_answers(
             lambda: store.claim(job_id, self.worker_id, max_attempts), f"job {job_id}: claim"
         )
+        self.metrics.claims.labels(outcome.value).inc()
         if outcome is Claim.run:
             log.info("job %s: started", job_id)
             try:
-                await self.runner.run(job_id)
+                with self.metrics.running.track_inprogress():
+                    await self.runner.run(job_id)
             except Exception:
                 log.exception("job %s: the runner failed; the reconciliation will requeue it", job_id)
                 return
         elif outcome is Claim.exhausted:
             log.warning("job %s: failed, claimed %d times already", job_id, max_attempts)
+            # Ended by the claim script itself; its end-to-end time is not observed (no record read).
+            self.metrics.finished(JobState.failed, ATTEMPTS, math.nan)
         elif outcome is not Claim.finished:
             log.warning("job %s: not run (%s)", job_id, outcome.value)
         await until_redis_answers(lambda: self.queue.settle(job_id, TERMINAL), f"job {job_id}: settle")
@@ -136,6 +150,7 @@ class Dispatcher:
                 await self.queue.heartbeat()
                 if tick % reap_every == 0:
                     moved = await self.queue.reap(TERMINAL)
+                    count_requeued("reaped", moved)
                     if moved:
                         log.warning("requeued %d job(s) of a dispatcher whose lease expired", moved)
                     await self._reconcile()
@@ -155,6 +170,7 @@ class Dispatcher:
         idle = {job_id for job_id in await self.queue.held() if job_id not in self._running}
         for job_id in idle & self._orphans:
             if await self.queue.requeue(job_id, ORPHAN_MESSAGE, TERMINAL):
+                count_requeued("orphan", 1)
                 log.warning("job %s: requeued, no slot of this dispatcher was running it", job_id)
         self._orphans = idle
 
@@ -176,7 +192,9 @@ def build_pools(settings: DispatcherSettings) -> StagePools:
 
 async def main() -> None:
     settings = settings_or_exit("dispatcher", DispatcherSettings)
-    configure_logging("dispatcher", settings.log_level)
+    configure_logging("dispatcher", settings.log_level, settings.log_format)
+    # Its only HTTP: Prometheus's /metrics, behind the fleet's token like every other (meshforge/metrics.py).
+    start_metrics_server(settings.host, settings.dispatcher_metrics_port, settings.internal_token)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     dispatcher = Dispatcher(settings, redis, build_pools(settings))
     loop = asyncio.get_running_loop()

@@ -17,12 +17,14 @@ from typing import TypeVar
 
 from meshforge.errors import MeshforgeError
 from meshforge.http import ReplicaPool
+from meshforge.logging import job_context
 from meshforge.schemas import JobState, StageRecord
 from meshforge.settings import DispatcherSettings
 from meshforge.stage_schemas import PostprocessResponse, StageAnswer
 from meshforge.storage import Storage
 from orchestrator.abandon import abandon_in_background
 from orchestrator.jobs import JobStore
+from orchestrator.metrics import BEFORE_STAGES, COMPLETED, DEADLINE, dispatcher_metrics
 from orchestrator.public import PublicView, output_name
 from orchestrator.retrying import REDIS_UNREACHABLE, until_redis_answers
 from orchestrator.stages import STAGES, VIEW_CONSUMER, JobContext, Stage, final_asset, tier_of
@@ -68,12 +70,14 @@ class JobRunner:
             {name: pool.urls for name, pool in pools.items()} | {"flux-service": settings.flux_service_urls},
         )
         self._deadlines: dict[str, float] = {}  # job id -> time.monotonic() by which it must end
+        self.metrics = dispatcher_metrics()  # orchestrator/metrics.py
 
     async def run(self, job_id: str) -> None:
         limit = self.settings.job_deadline_seconds
         self._deadlines[job_id] = time.monotonic() + limit if limit > 0 else math.inf
         try:
-            await self._run(job_id)
+            with job_context(job_id):  # every log line of this job's run names it (meshforge.logging)
+                await self._run(job_id)
         finally:
             self._deadlines.pop(job_id, None)
 
@@ -84,7 +88,10 @@ class JobRunner:
         record = await self._redis(job_id, "read", lambda: self.store.get(job_id))
         if record.attempts > 1:
             await self._stop_earlier_attempt(job_id)
-        failure = "job failed"
+        else:
+            self.metrics.queue_wait.observe(max(0.0, time.time() - record.created_at))
+        created_at = record.created_at
+        failure = BEFORE_STAGES
         try:
             job = JobContext(
                 job_id=job_id,
@@ -97,15 +104,17 @@ class JobRunner:
             for stage in STAGES:
                 failure = stage.failure
                 job.answers[stage.state] = await self._stage(job, stage)
-            await self._finish(job_id, final_asset(job))
+            await self._finish(job_id, final_asset(job), created_at)
         except OwnershipLost:
             log.info("job %s: stopped, it was cancelled or taken over", job_id)
         except MeshforgeError as exc:
-            await self._fail(job_id, f"{failure}: {exc.message}")
+            reason = DEADLINE if isinstance(exc, JobDeadlineExceeded) else failure
+            await self._fail(job_id, f"{failure}: {exc.message}", reason, created_at)
         except Exception:
             # The exception's text may hold internal addresses and paths: the log gets it, not the job.
             log.exception("job %s: unexpected error", job_id)
-            await self._fail(job_id, f"{failure}: internal error; see the dispatcher log (job {job_id})")
+            message = f"{failure}: internal error; see the dispatcher log (job {job_id})"
+            await self._fail(job_id, message, failure, created_at)
 
     async def _stop_earlier_attempt(self, job_id: str) -> None:
         """A retried job may still have work running from the attempt of a dispatcher that stalled or
@@ -134,11 +143,13 @@ class JobRunner:
         result, replica = await self._until_cancelled(
             job_id, lambda: pool.post(call.path, call.body, stage.response)
         )
+        seconds = time.monotonic() - started
+        self.metrics.stage_seconds.labels(stage.state.value).observe(seconds)
         detail = result.recorded_detail()
         detail["replica"] = pool.urls.index(replica)
         record = StageRecord(
             backend=result.backend,
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round(seconds, 3),
             started_at=started_at,
             finished_at=time.time(),
             detail=self.public.detail(detail),
@@ -196,7 +207,7 @@ class JobRunner:
             log.warning("job %s: cannot check ownership, Redis unreachable (%s)", job_id, exc)
             return True
 
-    async def _finish(self, job_id: str, asset: PostprocessResponse) -> None:
+    async def _finish(self, job_id: str, asset: PostprocessResponse, created_at: float) -> None:
         fields = {
             "progress": 100,
             "preview_path": output_name(asset.preview_path) or "",
@@ -212,12 +223,16 @@ class JobRunner:
             # Cancelled between the last stage's answer and this write: its asset must not stay behind.
             abandon_in_background(self, job_id)
             raise OwnershipLost
+        self.metrics.finished(JobState.completed, COMPLETED, time.time() - created_at)
 
-    async def _fail(self, job_id: str, message: str) -> None:
+    async def _fail(self, job_id: str, message: str, reason: str, created_at: float) -> None:
+        """End the job ``failed``; ``reason`` is the metrics' short label (orchestrator/metrics.py)."""
         log.warning("job %s failed: %s", job_id, message)
         message = self.public.text(message)
-        await self._redis(
+        failed = await self._redis(
             job_id,
             "fail",
             lambda: self.store.finish(job_id, self.worker_id, JobState.failed, message=message),
         )
+        if failed:  # refused: the job was cancelled or taken over meanwhile, and ended elsewhere
+            self.metrics.finished(JobState.failed, reason, time.time() - created_at)

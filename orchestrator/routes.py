@@ -36,6 +36,7 @@ from orchestrator.auth import (
 )
 from orchestrator.events import JobEvents
 from orchestrator.jobs import JobStore, new_job_id
+from orchestrator.metrics import CANCELLED, JOBS_FINISHED, api_metrics
 from orchestrator.quotas import Quotas
 from orchestrator.uploads import check_image_paths, check_view_count, store_uploads
 
@@ -72,7 +73,9 @@ async def _create(request: Request, caller: Caller, kind: str, body: dict[str, A
     job_id = new_job_id()
     quotas: Quotas = request.app.state.quotas
     await quotas.admit_job(caller, job_id)
-    return await _store(request).create(kind, body, api_key=caller.name, job_id=job_id)
+    created = await _store(request).create(kind, body, api_key=caller.name, job_id=job_id)
+    api_metrics().submitted.labels(kind).inc()
+    return created
 
 
 @router.post("/3d/generate", response_model=JobCreated, tags=["jobs"], responses=errors(401, 429))
@@ -208,6 +211,8 @@ async def cancel(job_id: JobId, request: Request, caller: CallerDep) -> JobStatu
     store = _store(request)
     await check_job_access(store, caller, job_id)
     await store.cancel(job_id)
+    # The cancel script just ended the job: this process counts it (orchestrator/metrics.py).
+    JOBS_FINISHED.labels(JobState.cancelled.value, CANCELLED).inc()
     return await store.get(job_id)
 
 

@@ -5,10 +5,4 @@ from meshforge.settings import PostprocessSettings, settings_or_exit
 
 if __name__ == "__main__":
     settings = settings_or_exit("postprocess-service", PostprocessSettings)
-    serve(
-        "postprocess_service.app:app",
-        "postprocess-service",
-        settings.host,
-        settings.postprocess_service_port,
-        settings.log_level,
-    )
+    serve("postprocess_service.app:app", "postprocess-service", settings, settings.postprocess_service_port)

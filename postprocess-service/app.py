@@ -16,7 +16,7 @@ from meshforge.cancellation import WORK, add_cancel_route, run_cancellable
 from meshforge.internal_token import require_internal_token
 from meshforge.logging import work_span
 from meshforge.schemas import HealthResponse
-from meshforge.service import add_health_route, service_app
+from meshforge.service import add_health_route, service_app, start_backend
 from meshforge.settings import PostprocessSettings, load_settings
 from meshforge.stage_schemas import PostprocessRequest, PostprocessResponse
 from meshforge.storage import Storage
@@ -31,7 +31,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = load_settings(PostprocessSettings)
     app.state.storage = Storage(settings)
     app.state.storage.ensure()
-    app.state.backend = load_backend(settings)
+    app.state.backend = start_backend(SERVICE, lambda: load_backend(settings))
     yield
 
 

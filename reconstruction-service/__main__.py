@@ -5,10 +5,5 @@ from meshforge.settings import ReconstructionSettings, settings_or_exit
 
 if __name__ == "__main__":
     settings = settings_or_exit("reconstruction-service", ReconstructionSettings)
-    serve(
-        "reconstruction_service.app:app",
-        "reconstruction-service",
-        settings.host,
-        settings.reconstruction_service_port,
-        settings.log_level,
-    )
+    port = settings.reconstruction_service_port
+    serve("reconstruction_service.app:app", "reconstruction-service", settings, port)

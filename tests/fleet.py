@@ -229,6 +229,9 @@ def start_fleet(
         "MESHFORGE_REAP_INTERVAL_SECONDS": "1",
         "MESHFORGE_REPLICA_RETRY_SECONDS": "0.05",
         "MESHFORGE_STAGE_TIMEOUT_SECONDS": "120",
+        # Dispatchers serve no metrics unless a test asks (tests/test_metrics.py): the default port
+        # (38150) belongs to `make run`, which the README test starts beside other fleets.
+        "MESHFORGE_DISPATCHER_METRICS_PORT": "0",
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }

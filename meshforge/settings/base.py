@@ -11,7 +11,7 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
@@ -78,6 +78,14 @@ class CommonSettings(SettingsGroup):
         description="Redis holding `3d:queue` and the `job:{id}` hashes",
     )
     log_level: str = Field(default="INFO", description="Log level of every service")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "How every process writes its log lines: `text` for people, or `json`, one object per line "
+            "(`time`, `level`, `service`, `logger`, `message`, and `job_id` on every line about a job) "
+            "for a log collector ([architecture](docs/architecture.md#metrics-and-logs))"
+        ),
+    )
     host: str = Field(default="127.0.0.1", description="Address a service listens on (`python -m <service>`)")
 
     # The fleet's shared secret (docs/security.md).

@@ -75,6 +75,16 @@ class DispatcherSettings(CommonSettings, StageUrls, ClientTimeouts, TierSettings
     reap_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often dispatchers look for dead dispatchers' jobs"
     )
+    dispatcher_metrics_port: int = Field(
+        default=38150,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the dispatcher's Prometheus `/metrics` (on `MESHFORGE_HOST`; `0`: none). Each "
+            "dispatcher on one host needs its own: one whose port is taken runs on, without metrics "
+            "([architecture](docs/architecture.md#metrics-and-logs))"
+        ),
+    )
 
     # Delivery guarantees (docs/architecture.md).
     max_attempts: int = Field(
