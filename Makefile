@@ -27,6 +27,8 @@ typecheck: install
 format: install
 	.venv/bin/ruff format .
 
+# The benchmarks' full runs (about 7 minutes on 2 CPU cores; on a GPU, FLUX and TripoSR at full size with
+# random weights). Each has a quick case (its docstring; tests/test_benchmarks.py runs them all).
 bench: install
 	.venv/bin/python -m benchmarks.pipeline
 	.venv/bin/python -m benchmarks.postprocess

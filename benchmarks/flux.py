@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.flux                 # GPU when torch sees one, else the tiny CPU pipeline
     .venv/bin/python -m benchmarks.flux --peak-tflops 989
+    .venv/bin/python -m benchmarks.flux --sizes 64 --batches 1 --steps 1 --repeats 1   # the quick check
 
 On a GPU it builds FLUX.1-schnell at full size with random weights (the published configs: a 12B
 transformer of 19 double and 38 single blocks, T5-XXL, CLIP-L, the 16-channel VAE; bf16, made directly

@@ -1,9 +1,10 @@
 """End-to-end benchmark: real services on loopback, offline backends, wall-clock per job and per stage.
 
-    .venv/bin/python -m benchmarks.pipeline [--repeat 5]
+    .venv/bin/python -m benchmarks.pipeline [--repeat 5] [--burst 8] [--cases 4]
+    .venv/bin/python -m benchmarks.pipeline --repeat 1 --burst 0 --cases 1    # the quick check (~30 s)
 
 Starts its own Redis and fleet (as the tests do), runs each case `--repeat` times one after another,
-then a burst of concurrent jobs, and prints a Markdown table (median seconds).
+then a burst of concurrent jobs (none with `--burst 0`), and prints a Markdown table (median seconds).
 """
 
 from __future__ import annotations
@@ -49,16 +50,19 @@ def burst(api: httpx.Client, count: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--burst", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each case (median)")
+    parser.add_argument("--burst", type=int, default=8, help="concurrent jobs at the end (0: none)")
+    parser.add_argument("--cases", type=int, default=len(CASES), help="run only the first N cases")
     args = parser.parse_args()
+    if args.repeat < 1 or not 1 <= args.cases <= len(CASES) or args.burst < 0:
+        parser.error(f"--repeat must be ≥ 1, --cases 1–{len(CASES)}, --burst ≥ 0")
     with tempfile.TemporaryDirectory() as folder:
         fleet = start_fleet(Path(folder), flux_replicas=1, reconstruction_replicas=1)
         try:
             with httpx.Client(base_url=fleet.api, timeout=60) as api:
                 run_job(api, "a red cube", "standard")  # warm-up: first requests import lazily
                 rows = []
-                for prompt, tier in CASES:
+                for prompt, tier in CASES[: args.cases]:
                     runs = [run_job(api, prompt, tier) for _ in range(args.repeat)]
                     total = statistics.median(r[0] for r in runs)
                     stages = [statistics.median(r[1]["stages"][s]["seconds"] for r in runs) for s in STAGES]
@@ -68,7 +72,7 @@ def main() -> None:
                         + " | ".join(f"{s:.2f}" for s in stages)
                         + f" | {faces} |"
                     )
-                burst_seconds = burst(api, args.burst)
+                burst_seconds = burst(api, args.burst) if args.burst else None
         finally:
             fleet.stop()
     print(
@@ -80,10 +84,11 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print(
-        f"\n{args.burst} concurrent 'a red cube' jobs: {burst_seconds:.2f} s in all, "
-        f"{args.burst / burst_seconds:.2f} jobs/s"
-    )
+    if burst_seconds is not None:
+        print(
+            f"\n{args.burst} concurrent 'a red cube' jobs: {burst_seconds:.2f} s in all, "
+            f"{args.burst / burst_seconds:.2f} jobs/s"
+        )
 
 
 if __name__ == "__main__":

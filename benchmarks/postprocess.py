@@ -1,13 +1,17 @@
 """Post-processing, step by step, at 50k, 200k and 1M input faces.
 
-    .venv/bin/python -m benchmarks.postprocess
+    .venv/bin/python -m benchmarks.postprocess [--sizes 50k 200k 1M] [--no-fbx]
+    .venv/bin/python -m benchmarks.postprocess --sizes 50k      # the quick check (~15 s)
 
 Inputs are closed, vertex-coloured marching-cubes surfaces of a bumpy blob (what reconstruction
 hands this stage). Each step is timed once per size, in process, on one mesh; prints a Markdown table.
+The FBX column needs headless Blender (.venv-blender, made by `make install`); without it the column is
+left out and the reason printed.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import tempfile
@@ -53,7 +57,7 @@ def timed(step: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-def run_size(resolution: int, folder: Path, settings: PostprocessSettings) -> tuple[int, dict[str, float]]:
+def run_size(resolution: int, folder: Path, blender: Path | None) -> tuple[int, dict[str, float]]:
     raw = folder / "raw.glb"
     blob(resolution).export(raw)
     seconds: dict[str, float] = {}
@@ -67,8 +71,7 @@ def run_size(resolution: int, folder: Path, settings: PostprocessSettings) -> tu
     _, seconds["GLB"] = timed(lambda: export_mesh(textured, folder / "a.glb", "glb"))
     _, seconds["OBJ zip"] = timed(lambda: export_mesh(textured, folder / "a.obj.zip", "obj"))
     _, seconds["USDZ"] = timed(lambda: export_mesh(textured, folder / "a.usdz", "usdz"))
-    blender = Path(settings.blender_python)
-    if blender_available(blender):
+    if blender is not None:
         _, seconds["FBX (Blender)"] = timed(
             lambda: export_fbx(folder / "a.glb", folder / "a.fbx", blender_python=blender, timeout=600)
         )
@@ -76,14 +79,26 @@ def run_size(resolution: int, folder: Path, settings: PostprocessSettings) -> tu
 
 
 def main() -> None:
-    settings = PostprocessSettings()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES), help="input sizes")
+    parser.add_argument("--no-fbx", action="store_true", help="leave out the FBX export (Blender)")
+    args = parser.parse_args()
+    python = Path(PostprocessSettings().blender_python)
+    blender: Path | None = None
+    if args.no_fbx:
+        fbx_note = "FBX left out (--no-fbx)"
+    elif not blender_available(python):
+        fbx_note = f"FBX left out: no headless Blender at {python} (`make install` makes it)"
+    else:
+        blender, fbx_note = python, ""
     rows: list[tuple[str, int, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as folder:
-        for label, resolution in SIZES.items():
-            faces, seconds = run_size(resolution, Path(folder), settings)
+        for label in args.sizes:
+            faces, seconds = run_size(SIZES[label], Path(folder), blender)
             rows.append((label, faces, seconds))
     steps = list(rows[0][2])
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{fbx_note}\n" if fbx_note else "")
     print("| input | faces | " + " | ".join(steps) + " |")
     print("|---|---|" + "---|" * len(steps))
     for label, faces, seconds in rows:

@@ -1,7 +1,8 @@
 """TripoSR through the reconstruction backend: seconds per mesh and peak GPU memory.
 
     .venv/bin/python -m benchmarks.triposr            # GPU when torch sees one, else the tiny CPU model
-    .venv/bin/python -m benchmarks.triposr --runs 5
+    .venv/bin/python -m benchmarks.triposr --runs 5 --resolutions 256
+    .venv/bin/python -m benchmarks.triposr --runs 1 --resolutions 32     # the quick check (CPU: ~5 s)
 
 On a GPU it builds TripoSR at full size (the published config, 419 M parameters) with random weights
 directly on the GPU, nothing downloaded, and sets the few weights that make the density field a ball
@@ -9,7 +10,8 @@ directly on the GPU, nothing downloaded, and sets the few weights that make the 
 would give. It then times ``TripoSR.reconstruct`` (conditioning image, transformer, density grid,
 marching cubes, vertex colours, canonical frame) at marching-cubes resolution 256 and 384, in fp16
 autocast and fp32, with the default and a large density chunk. Without a GPU it times the tiny test
-model, loaded from disk like production, on the CPU. Figures go to docs/performance.md.
+model, loaded from disk like production, on the CPU, at resolution 64, 128 and 256 (``--cpu`` does so even
+beside a GPU). Figures go to docs/performance.md.
 """
 
 from __future__ import annotations
@@ -71,9 +73,21 @@ def time_backend(backend: TripoSR, runs: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each case (median)")
+    parser.add_argument(
+        "--resolutions", type=int, nargs="+", help="marching-cubes grids (GPU: 256 384; CPU: 64 128 256)"
+    )
+    parser.add_argument("--cpu", action="store_true", help="the tiny CPU model even when a GPU is there")
     args = parser.parse_args()
-    gpu = torch.cuda.is_available()
+    if args.runs < 1:
+        parser.error("--runs must be ≥ 1")
+    gpu = torch.cuda.is_available() and not args.cpu
+    with tempfile.TemporaryDirectory(prefix="triposr-bench-") as folder:
+        run_cases(args.runs, args.resolutions, gpu, Path(folder))
+
+
+def run_cases(runs: int, resolutions: list[int] | None, gpu: bool, folder: Path) -> None:
+    """Print the table; on the CPU the tiny model is written to ``folder`` and loaded from there."""
     if gpu:
         device_name = torch.cuda.get_device_name()
         torch.manual_seed(0)
@@ -83,17 +97,16 @@ def main() -> None:
         model.eval().requires_grad_(False)
         cases = [
             (resolution, dtype, chunk)
-            for resolution in (256, 384)
+            for resolution in resolutions or (256, 384)
             for dtype in ("float16", "float32")
             for chunk in (8192, 65536, 262144)
         ]
         make = lambda settings: TripoSR(settings, model=model)  # noqa: E731
         print(f"**Machine:** {device_name}, torch {torch.__version__}, full-size TripoSR, random weights\n")
     else:
-        folder = tempfile.mkdtemp(prefix="triposr-bench-")
-        build_tiny_triposr(Path(folder) / "models")
-        settings_base: dict[str, Any] = {"data_dir": Path(folder)}
-        cases = [(resolution, "float32", 65536) for resolution in (64, 128, 256)]
+        build_tiny_triposr(folder / "models")
+        settings_base: dict[str, Any] = {"data_dir": folder}
+        cases = [(resolution, "float32", 65536) for resolution in resolutions or (64, 128, 256)]
         make = None
         print(
             f"**Machine:** {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
@@ -115,7 +128,7 @@ def main() -> None:
             if make
             else TripoSR(ReconstructionSettings(**settings_base, **values))
         )
-        row = time_backend(backend, args.runs)
+        row = time_backend(backend, runs)
         peak = f"{row['peak_gib']:.2f}" if gpu else "—"
         print(
             f"| {resolution} | {dtype} | {chunk} | {row['seconds']:.3f} | {row['model']:.3f} | "

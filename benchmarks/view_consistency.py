@@ -1,6 +1,7 @@
 """View consistency of the image stage's strategies, measured as silhouette agreement.
 
     .venv/bin/python -m benchmarks.view_consistency [--size 256] [--views 8]
+    .venv/bin/python -m benchmarks.view_consistency --size 64 --views 4 --prompt "a red cube"  # quick check
     .venv/bin/python -m benchmarks.view_consistency --flux-url http://gpu-host:38120 --prompt "a red teapot" \
         --inputs /srv/meshforge/inputs
 

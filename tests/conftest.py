@@ -7,7 +7,23 @@ import pytest
 
 from tests.api_keys import key_list
 from tests.fleet import Fleet, start_fleet
+from tests.stack_ports import default_ports, why_unusable
 from tests.ui import serve_ui
+
+_STACK_PORTS = pytest.StashKey[str | None]()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``stack`` runs `make run` on the default ports: beside a running `make run` (or while
+    anything else holds one of them) it skips, saying which port and why, instead of failing. Asked once
+    per session, before the first such test: after it, the ports are the stack tests' own."""
+    if item.get_closest_marker("stack") is None:
+        return
+    if _STACK_PORTS not in item.config.stash:
+        item.config.stash[_STACK_PORTS] = why_unusable(default_ports())
+    reason = item.config.stash[_STACK_PORTS]
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
