@@ -5,8 +5,9 @@ per-model mean and standard deviation, at a fixed input size; the first output i
 (U²-Net has six more side outputs, which are ignored). Which normalisation a file needs is read from
 its name (``PROFILES``); the input size from the model itself when it is fixed there.
 
-The model file is ``MESHFORGE_MATTING_MODEL_PATH`` (relative paths are under models/), loaded once at
-start-up; a missing or unreadable file is a start-up error that says where we looked.
+The model file is ``MESHFORGE_MATTING_MODEL_PATH`` (relative paths are under models/; the default,
+matting/u2net.onnx, is where ``scripts/download-models matting`` puts U²-Net), loaded once at start-up; a
+missing or unreadable file is a start-up error that says where we looked.
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ def resolve_model_file(settings: ImageSettings) -> Path:
     if not path.is_file():
         raise ModelNotFound(
             f"matting model not found: no file at {path} (MESHFORGE_MATTING_MODEL_PATH={configured}; "
-            f"relative paths are under {settings.models_path}). Download one with "
-            "`scripts/download-models matting` (U²-Net, ISNet or RMBG in ONNX form), point "
-            "MESHFORGE_MATTING_MODEL_PATH at one, or use MESHFORGE_MATTING_BACKEND=flood_fill for plain "
-            "backgrounds."
+            f"relative paths are under {settings.models_path}). `scripts/download-models matting` puts "
+            "U²-Net (Apache-2.0) at the default path; or point MESHFORGE_MATTING_MODEL_PATH at another "
+            "model in ONNX form (ISNet, RMBG: `scripts/download-models --list`), or use "
+            "MESHFORGE_MATTING_BACKEND=flood_fill for plain backgrounds."
         )
     return path
 
