@@ -49,11 +49,19 @@ UID = 1000  # the meshforge user of the Python images and the node user of the U
 REDIS_UID = 999  # the redis user of the redis image
 DATA_CLAIM = "meshforge-data"
 GPU = "nvidia.com/gpu"
-# The fleet's secrets live in a Secret the operator creates (never in this file; docs/deployment.md):
+# The fleet's secrets live in a Secret the operator creates (never in this file; docs/deployment.md). Its
+# keys are the variables' names, so that every meshforge pod takes it whole (envFrom), with any other
+# secret setting the operator adds; `--from-env-file=.env` (Compose's secrets file) makes the same Secret.
 #   kubectl -n meshforge create secret generic meshforge-secrets \
-#     --from-literal=internal-token=$(openssl rand -hex 32) \
-#     --from-literal=redis-password=$(openssl rand -hex 32)
+#     --from-literal=MESHFORGE_INTERNAL_TOKEN=$(openssl rand -hex 32) \
+#     --from-literal=MESHFORGE_REDIS_PASSWORD=$(openssl rand -hex 32)
 SECRET = "meshforge-secrets"
+# The operator's settings (any MESHFORGE_* variable, as in meshforge.env), created empty here and filled
+# by the operator: this file lists none of its keys, so re-applying it leaves them alone. Every pod takes
+# it after meshforge-defaults (the backends of the GPU stages, which it therefore overrides); a pod's own
+# `env` (the layout) wins over both.
+SETTINGS_CONFIGMAP = "meshforge-settings"
+DEFAULTS_CONFIGMAP = "meshforge-defaults"
 # Kubernetes expands $(VAR) from variables listed before it: the password is listed first.
 REDIS_URL = "redis://:$(MESHFORGE_REDIS_PASSWORD)@redis:6379/0"
 
@@ -80,14 +88,58 @@ def secret_env(name: str, key: str) -> dict[str, Any]:
 
 
 def meshforge_env(env: dict[str, str]) -> list[dict[str, Any]]:
-    """A Python service's environment: compose's, with the secrets taken from the Secret."""
+    """A Python service's environment: compose's, with the secrets taken from the Secret (by name too, so
+    that a pod without them does not start, and the URL can expand the password listed before it)."""
     values = {**compose.common_environment(), **env, "MESHFORGE_REDIS_URL": REDIS_URL}
     del values["MESHFORGE_INTERNAL_TOKEN"]  # compose's ${...} reference; here it comes from the Secret
     return [
-        secret_env("MESHFORGE_REDIS_PASSWORD", "redis-password"),
-        secret_env("MESHFORGE_INTERNAL_TOKEN", "internal-token"),
+        secret_env("MESHFORGE_REDIS_PASSWORD", "MESHFORGE_REDIS_PASSWORD"),
+        secret_env("MESHFORGE_INTERNAL_TOKEN", "MESHFORGE_INTERNAL_TOKEN"),
         *env_list(values),
     ]
+
+
+def env_from(secret: bool = True) -> list[dict[str, Any]]:
+    """The settings every pod takes whole: the defaults, the operator's settings (which win), and the
+    Secret (meshforge pods only; the UI gets no secret)."""
+    sources: list[dict[str, Any]] = [
+        {"configMapRef": {"name": DEFAULTS_CONFIGMAP}},
+        {"configMapRef": {"name": SETTINGS_CONFIGMAP}},
+    ]
+    if secret:
+        sources.append({"secretRef": {"name": SECRET}})
+    return sources
+
+
+def port_env(port: int) -> dict[str, str]:
+    """The setting of the service listening on ``port``, pinned as in the compose files."""
+    (target,) = [name for name, number in PORTS.items() if number == port]
+    return {compose.port_variable(target): str(port)}
+
+
+def settings_configmaps() -> list[dict[str, Any]]:
+    defaults = commented(
+        "The GPU stages' backends, defaults that meshforge-settings overrides. Generated: do not edit.",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(DEFAULTS_CONFIGMAP),
+            "data": dict(compose.PROFILE_DEFAULTS["gpu"]),
+        },
+    )
+    settings = commented(
+        "Your settings, any MESHFORGE_* variable as in meshforge.env: created empty, filled with kubectl",
+        {
+            "_more": Comment(
+                "replace (docs/deployment.md, Kubernetes). No key is listed here: re-applying keeps yours."
+            ),
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(SETTINGS_CONFIGMAP),
+            "data": {},
+        },
+    )
+    return [defaults, settings]
 
 
 def http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -186,7 +238,8 @@ def meshforge_pod(
     container: dict[str, Any] = {"name": name, "image": image}
     if command:
         container["command"] = command
-    container["env"] = meshforge_env(env)
+    container["envFrom"] = env_from()
+    container["env"] = meshforge_env({**(port_env(port) if port is not None else {}), **env})
     if port is not None:
         container["ports"] = [{"name": "http", "containerPort": port}]
     container.update(probe if probe is not None else probes(gpu=gpu_nodes is not None))
@@ -214,8 +267,8 @@ def redis() -> list[dict[str, Any]]:
         "image": "redis:7.4",
         # redis-cli (the probes) reads its password from REDISCLI_AUTH.
         "env": [
-            secret_env("REDIS_PASSWORD", "redis-password"),
-            secret_env("REDISCLI_AUTH", "redis-password"),
+            secret_env("REDIS_PASSWORD", "MESHFORGE_REDIS_PASSWORD"),
+            secret_env("REDISCLI_AUTH", "MESHFORGE_REDIS_PASSWORD"),
         ],
         # AOF with fsync every second: a crash loses at most one second of queue writes.
         "args": [
@@ -241,11 +294,17 @@ def redis() -> list[dict[str, Any]]:
     return [commented(note, service("redis", 6379, port_name="redis")), statefulset]
 
 
-def ui(image: str) -> list[dict[str, Any]]:
+def ui(image: str, host: str) -> list[dict[str, Any]]:
+    # The UI's server answers 403 to Host names it does not know, and the Ingress passes the public one on.
+    env = {
+        "MESHFORGE_API": f"http://orchestrator:{PORTS['orchestrator']}",
+        "MESHFORGE_UI_ALLOWED_HOSTS": host,
+    }
     container = {
         "name": "ui",
         "image": image,
-        "env": env_list({"MESHFORGE_API": f"http://orchestrator:{PORTS['orchestrator']}"}),
+        "envFrom": env_from(secret=False),
+        "env": env_list(env),
         "ports": [{"name": "http", "containerPort": UI_PORT}],
         **probes("/3d-test/"),
         "securityContext": container_security(),
@@ -415,8 +474,6 @@ def documents(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     orchestrator = image("orchestrator")
     dispatcher_command = ["python", "-m", "orchestrator.dispatcher"]
-    flux_backend = {"MESHFORGE_FLUX_BACKEND": "diffusers"}
-    reconstruction_backend = {"MESHFORGE_RECONSTRUCTION_BACKEND": "triposr"}
     return [
         {
             "apiVersion": "v1",
@@ -424,6 +481,7 @@ def documents(args: argparse.Namespace) -> list[dict[str, Any]]:
             "metadata": {"name": NAMESPACE, "labels": labels(NAMESPACE)},
         },
         data_claim,
+        *settings_configmaps(),
         *redis(),
         *http_stage(
             "orchestrator", meshforge_pod("orchestrator", orchestrator, replica_lists, PORTS["orchestrator"])
@@ -451,9 +509,7 @@ def documents(args: argparse.Namespace) -> list[dict[str, Any]]:
         *gpu_stage(
             "flux",
             args.flux_gpus,
-            meshforge_pod(
-                "flux", image("flux-service"), flux_backend, PORTS["flux-service"], gpu_nodes=gpu_nodes
-            ),
+            meshforge_pod("flux", image("flux-service"), {}, PORTS["flux-service"], gpu_nodes=gpu_nodes),
         ),
         *gpu_stage(
             "reconstruction",
@@ -461,7 +517,7 @@ def documents(args: argparse.Namespace) -> list[dict[str, Any]]:
             meshforge_pod(
                 "reconstruction",
                 image("reconstruction-service"),
-                reconstruction_backend,
+                {},
                 PORTS["reconstruction-service"],
                 gpu_nodes=gpu_nodes,
             ),
@@ -472,7 +528,7 @@ def documents(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "postprocess-service", image("postprocess-service"), {}, PORTS["postprocess-service"]
             ),
         ),
-        *ui(image("ui")),
+        *ui(image("ui"), args.host),
         *ingress(args),
         *network_policies(args),
     ]
@@ -488,8 +544,10 @@ def header(args: argparse.Namespace, argv: list[str]) -> list[str]:
         f"labelled {args.gpu_node_selector}.",
         f"# Shared folders: the ReadWriteMany claim {DATA_CLAIM} (storage class {args.storage_class}).",
         "# The GPU backends load their weights from /models: fetch them into the claim first.",
-        f"# Pods start once the Secret {SECRET} exists (keys internal-token and redis-password):",
-        "# it is not in this file; docs/deployment.md (Kubernetes) shows how to create it.",
+        f"# Pods start once the Secret {SECRET} exists (keys MESHFORGE_INTERNAL_TOKEN and",
+        "# MESHFORGE_REDIS_PASSWORD): it is not in this file; docs/deployment.md (Kubernetes) shows how to",
+        f"# create it. Your settings go in the ConfigMap {SETTINGS_CONFIGMAP} (created empty here), which",
+        f"# overrides {DEFAULTS_CONFIGMAP}.",
         f"# NetworkPolicies admit only each workload's callers, and the ingress from namespace "
         f"{args.ingress_namespace}.",
     ]
@@ -523,7 +581,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="ingress-nginx",
         help="namespace of the ingress controller, the only one admitted to the API and UI (ingress-nginx)",
     )
-    parser.add_argument("--host", default=DOMAIN, help=f"public host name (default {DOMAIN})")
+    parser.add_argument(
+        "--host", default=DOMAIN, help=f"public host name, of the Ingress and the UI (default {DOMAIN})"
+    )
     parser.add_argument("--cluster-domain", default="cluster.local", help="the cluster's DNS domain")
     parser.add_argument(
         "--output", type=Path, default=OUTPUT, help="default deploy/kubernetes/meshforge.yaml"

@@ -64,26 +64,60 @@ TEST_SECRETS = {
 }
 
 
-def compose_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def compose_config(
+    path: Path | None, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` on `path`, or without -f (docker-compose.yml and, merged over it,
+    docker-compose.override.yml) in `cwd`."""
     assert DOCKER_COMPOSE is not None
+    files = ["-f", str(path)] if path is not None else []
+    folder = cwd or (path.parent if path is not None else None)
     return subprocess.run(
-        [DOCKER_COMPOSE, "-f", str(path), "config"], capture_output=True, text=True, cwd=path.parent, env=env
+        [DOCKER_COMPOSE, *files, "config"], capture_output=True, text=True, cwd=folder, env=env
     )
 
 
-def resolve(path: Path) -> dict[str, Any]:
+def resolve(path: Path | None, cwd: Path | None = None) -> dict[str, Any]:
     """The config docker-compose resolved from `path` with the secrets set; fails the test with its
-    message if invalid."""
-    done = compose_config(path, {**os.environ, **TEST_SECRETS})
+    message if invalid. ``config["x-project"]`` is the project folder (where relative paths point)."""
+    done = compose_config(path, {**os.environ, **TEST_SECRETS}, cwd)
     assert done.returncode == 0, done.stderr
     config: dict[str, Any] = yaml.safe_load(done.stdout)
+    config["x-project"] = cwd or (path.parent if path is not None else None)
     return config
 
 
-def generated(tmp_path: Path, *args: str) -> Path:
-    target, text = generate_compose.generate([*args, "--output", str(tmp_path / "docker-compose.yml")])
+def committed_project(folder: Path, name: str, settings: str | None = "") -> Path:
+    """A copy of the committed compose file `name` as a project in `folder`, as on a server: with the
+    committed profile defaults it reads and, unless `settings` is None, the operator's meshforge.env
+    holding `settings`. Never the checkout itself, whose own meshforge.env and .env would leak in."""
+    path = folder / name
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / name, path)
+    for relative in generate_compose.companions(generate_compose.COMMITTED[name]):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / relative, folder / relative)
+    if settings is not None:
+        (folder / generate_compose.SETTINGS_FILE).write_text(settings)
+    return path
+
+
+def generated(tmp_path: Path, *args: str, settings: str | None = "") -> Path:
+    """A generated compose file in tmp_path, with what it reads (the generator's own companions)."""
+    argv = [*args, "--output", str(tmp_path / "docker-compose.yml")]
+    target, text = generate_compose.generate(argv)
     target.write_text(text)
+    for relative, content in generate_compose.companions(argv).items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(content)
+    if settings is not None:
+        (tmp_path / generate_compose.SETTINGS_FILE).write_text(settings)
     return target
+
+
+def app_services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every service but Redis: the meshforge services and the UI."""
+    return {name: service for name, service in config["services"].items() if name != "redis"}
 
 
 def device_ids(service: dict[str, Any]) -> list[str]:
@@ -111,19 +145,24 @@ def url_list(service: dict[str, Any], name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def gpu8() -> dict[str, Any]:
-    return resolve(ROOT / "docker-compose.yml")
+def gpu8(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return resolve(committed_project(tmp_path_factory.mktemp("gpu8"), "docker-compose.yml"))
 
 
 @pytest.fixture(scope="module")
-def cpu() -> dict[str, Any]:
-    return resolve(ROOT / "docker-compose.cpu.yml")
+def cpu(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return resolve(committed_project(tmp_path_factory.mktemp("cpu"), "docker-compose.cpu.yml"))
 
 
 @pytest.mark.parametrize("name", sorted(generate_compose.COMMITTED))
 def test_committed_compose_files_are_generated(name: str) -> None:
-    _, text = generate_compose.generate(generate_compose.COMMITTED[name])
+    argv = generate_compose.COMMITTED[name]
+    _, text = generate_compose.generate(argv)
     assert (ROOT / name).read_text() == text, f"{name} was edited by hand: run scripts/generate_compose.py"
+    for relative, content in generate_compose.companions(argv).items():
+        assert (ROOT / relative).read_text() == content, (
+            f"{relative} is stale: run scripts/generate_compose.py"
+        )
 
 
 @needs_compose
@@ -176,7 +215,7 @@ def test_every_service_shares_the_four_folders(gpu8: dict[str, Any], cpu: dict[s
             mounts = dict(mount(volume)[::-1] for volume in service["volumes"])
             assert set(mounts) == SHARED, name
             for target, source in mounts.items():
-                assert Path(source) == ROOT / target.lstrip("/"), name
+                assert Path(source) == config["x-project"] / target.lstrip("/"), name
             env = service["environment"]
             assert env["MESHFORGE_HOST"] == "0.0.0.0"
             for folder in SHARED:
@@ -248,14 +287,151 @@ def test_other_gpu_counts(
     assert services["dispatcher"]["environment"]["MESHFORGE_RECONSTRUCTION_SERVICE_URLS"] == expected
 
 
+def test_every_service_but_redis_reads_its_profile_defaults_then_meshforge_env() -> None:
+    for name, argv in generate_compose.COMMITTED.items():
+        profile = "cpu" if "--cpu" in argv else "gpu"
+        services = yaml.safe_load((ROOT / name).read_text())["services"]
+        assert "env_file" not in services["redis"], name
+        for service_name, service in app_services({"services": services}).items():
+            assert service["env_file"] == [f"deploy/compose/{profile}.env", "meshforge.env"], service_name
+            # The backends are the profile's defaults (in its env_file), never pinned by `environment:`.
+            assert not {"MESHFORGE_FLUX_BACKEND", "MESHFORGE_RECONSTRUCTION_BACKEND"} & set(
+                service.get("environment", {})
+            ), service_name
+        defaults = (ROOT / generate_compose.defaults_file(profile)).read_text()
+        for variable, value in generate_compose.PROFILE_DEFAULTS[profile].items():
+            assert f"\n{variable}={value}\n" in defaults, (profile, variable)
+
+
+# What an operator writes in meshforge.env to go from the CPU demo to FLUX.1-dev and TripoSR on a GPU
+# server: settings no compose file sets.
+OPERATOR_SETTINGS = {
+    "MESHFORGE_FLUX_MODEL": "black-forest-labs/FLUX.1-dev",
+    "MESHFORGE_FLUX_MEMORY_MODE": "model_offload",
+    "MESHFORGE_MATTING_BACKEND": "onnx",
+    "MESHFORGE_TRIPOSR_MC_RESOLUTION": "384",
+    "MESHFORGE_UI_ALLOWED_HOSTS": "3d.example.com",
+}
+
+
+def env_text(values: dict[str, str]) -> str:
+    return "# the operator's settings\n" + "".join(f"{key}={value}\n" for key, value in values.items())
+
+
 @needs_compose
-def test_gpu_backends_can_be_overridden_from_the_shell(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("name", sorted(generate_compose.COMMITTED))
+def test_a_setting_in_meshforge_env_reaches_every_container(tmp_path: Path, name: str) -> None:
+    path = committed_project(tmp_path, name, env_text(OPERATOR_SETTINGS))
+    services = resolve(path)["services"]
+    flux = [n for n in services if n.startswith("flux-")]
+    assert flux == ["flux-0"] if "cpu" in name else flux == [f"flux-{i}" for i in range(4)]
+    for service_name, service in app_services({"services": services}).items():
+        env = service["environment"]
+        for variable, value in OPERATOR_SETTINGS.items():
+            assert env[variable] == value, (service_name, variable)
+    assert "MESHFORGE_FLUX_MODEL" not in services["redis"].get("environment", {})
+    # The UI gets the operator's settings, never a secret.
+    assert "MESHFORGE_INTERNAL_TOKEN" not in services["ui"]["environment"]
+    assert "MESHFORGE_REDIS_URL" not in services["ui"]["environment"]
+
+
+@needs_compose
+def test_meshforge_env_overrides_the_profile_backends(tmp_path: Path) -> None:
+    # The GPU layout with the offline backends for FLUX only, e.g. before its weights are downloaded.
+    path = committed_project(
+        tmp_path, "docker-compose.yml", env_text({"MESHFORGE_FLUX_BACKEND": "procedural"})
+    )
+    services = resolve(path)["services"]
+    for index in range(4):
+        assert services[f"flux-{index}"]["environment"]["MESHFORGE_FLUX_BACKEND"] == "procedural"
+        reconstruction = services[f"reconstruction-{index}"]["environment"]
+        assert reconstruction["MESHFORGE_RECONSTRUCTION_BACKEND"] == "triposr"  # the profile's default
+
+
+@needs_compose
+def test_the_layout_wins_over_meshforge_env(tmp_path: Path) -> None:
+    # Addresses, ports, folders and replica lists are the compose file's: meshforge.env cannot break them
+    # (a docker-compose.override.yml can, see below).
+    layout = {
+        "MESHFORGE_HOST": "127.0.0.1",
+        "MESHFORGE_FLUX_SERVICE_PORT": "9999",
+        "MESHFORGE_MODELS_DIR": "/elsewhere",
+        "MESHFORGE_FLUX_SERVICE_URLS": "http://elsewhere:1",
+        "MESHFORGE_INTERNAL_TOKEN": "not-the-one-in-env",
+    }
+    path = committed_project(tmp_path, "docker-compose.cpu.yml", env_text(layout))
+    services = resolve(path)["services"]
+    flux = services["flux-0"]["environment"]
+    assert flux["MESHFORGE_HOST"] == "0.0.0.0" and flux["MESHFORGE_FLUX_SERVICE_PORT"] == "38120"
+    assert flux["MESHFORGE_MODELS_DIR"] == "/models"
+    assert flux["MESHFORGE_INTERNAL_TOKEN"] == "test-internal-token"
+    assert services["image-service"]["environment"]["MESHFORGE_FLUX_SERVICE_URLS"] == "http://flux-0:38120"
+
+
+@needs_compose
+def test_every_service_gets_its_port_pinned(cpu: dict[str, Any]) -> None:
+    services = cpu["services"]
+    expected = {
+        "orchestrator": ("MESHFORGE_ORCHESTRATOR_PORT", "orchestrator_port"),
+        "image-service": ("MESHFORGE_IMAGE_SERVICE_PORT", "image_service_port"),
+        "flux-0": ("MESHFORGE_FLUX_SERVICE_PORT", "flux_service_port"),
+        "reconstruction-0": ("MESHFORGE_RECONSTRUCTION_SERVICE_PORT", "reconstruction_service_port"),
+        "postprocess-service": ("MESHFORGE_POSTPROCESS_SERVICE_PORT", "postprocess_service_port"),
+    }
+    for name, (variable, field) in expected.items():
+        assert services[name]["environment"][variable] == str(field_default(field)), name
+
+
+@needs_compose
+def test_compose_refuses_to_start_without_meshforge_env(tmp_path: Path) -> None:
+    path = committed_project(tmp_path, "docker-compose.cpu.yml", settings=None)
+    done = compose_config(path, {**os.environ, **TEST_SECRETS})
+    assert done.returncode != 0
+    assert "meshforge.env" in done.stderr, done.stderr
+
+
+@needs_compose
+def test_the_example_copied_as_meshforge_env_changes_nothing(tmp_path: Path) -> None:
+    # The documented first step, cp meshforge.env.example meshforge.env: every line is commented out.
+    example = (ROOT / generate_compose.SETTINGS_EXAMPLE).read_text()
+    copied = resolve(committed_project(tmp_path / "copied", "docker-compose.yml", example))["services"]
+    empty = resolve(committed_project(tmp_path / "empty", "docker-compose.yml", ""))["services"]
+    assert {name: service["environment"] for name, service in copied.items()} == {
+        name: service["environment"] for name, service in empty.items()
+    }
+
+
+@needs_compose
+def test_an_override_file_is_merged_over_the_compose_file(tmp_path: Path) -> None:
+    # docs/deployment.md: what meshforge.env cannot change (the layout) goes in docker-compose.override.yml,
+    # which compose merges over docker-compose.yml when no -f is given.
+    committed_project(tmp_path, "docker-compose.yml", env_text({"MESHFORGE_LOG_LEVEL": "DEBUG"}))
+    urls = "http://reconstruction-0:38130,http://gpu2.internal:38130"
+    (tmp_path / "docker-compose.override.yml").write_text(
+        f'services:\n  dispatcher:\n    environment:\n      MESHFORGE_RECONSTRUCTION_SERVICE_URLS: "{urls}"\n'
+    )
+    services = resolve(None, cwd=tmp_path)["services"]
+    dispatcher = services["dispatcher"]["environment"]
+    assert dispatcher["MESHFORGE_RECONSTRUCTION_SERVICE_URLS"] == urls
+    assert dispatcher["MESHFORGE_LOG_LEVEL"] == "DEBUG"  # meshforge.env still applies
+    assert services["orchestrator"]["environment"]["MESHFORGE_RECONSTRUCTION_SERVICE_URLS"] != urls
+
+
+def test_the_generator_writes_the_defaults_and_creates_meshforge_env_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("MESHFORGE_FLUX_BACKEND", "procedural")
-    services = resolve(generated(tmp_path, "--gpus", "2"))["services"]
-    assert services["flux-0"]["environment"]["MESHFORGE_FLUX_BACKEND"] == "procedural"
-    assert services["reconstruction-0"]["environment"]["MESHFORGE_RECONSTRUCTION_BACKEND"] == "triposr"
+    output = tmp_path / "docker-compose.2gpu.yml"
+    assert generate_compose.main(["--gpus", "2", "--output", str(output)]) == 0
+    assert output.is_file()
+    assert (tmp_path / "deploy/compose/gpu.env").read_text() == generate_compose.defaults_text("gpu")
+    settings = tmp_path / "meshforge.env"
+    assert settings.read_text() == (ROOT / "meshforge.env.example").read_text()
+    assert "created" in capsys.readouterr().out
+    settings.write_text("MESHFORGE_FLUX_MODEL=black-forest-labs/FLUX.1-dev\n")
+    assert generate_compose.main(["--cpu", "--output", str(tmp_path / "docker-compose.cpu.yml")]) == 0
+    assert settings.read_text() == "MESHFORGE_FLUX_MODEL=black-forest-labs/FLUX.1-dev\n"  # never touched
+    assert (tmp_path / "deploy/compose/cpu.env").is_file()
+    assert "created" not in capsys.readouterr().out
 
 
 def test_generator_refuses_impossible_splits() -> None:
@@ -401,7 +577,7 @@ def test_compose_builds_every_service_from_the_root_dockerfile(
                 continue
             build = service["build"]
             target = build["target"]
-            assert Path(build["context"]) == ROOT and build["dockerfile"] == "Dockerfile", name
+            assert Path(build["context"]) == config["x-project"] and build["dockerfile"] == "Dockerfile", name
             assert service["image"].startswith(f"meshforge/{target}:"), name
             assert {k: build["args"][k] for k in ("RUNTIME", "EXTRA")} == build_args(target), name
             assert set(build["args"]) <= {"RUNTIME", "EXTRA", "BASE_IMAGE", "TORCH_CUDA"}, name

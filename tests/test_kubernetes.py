@@ -163,8 +163,10 @@ def test_gpu_pods_request_exactly_one_gpu_and_nothing_else_does(
             assert GPU not in limits, name
     flux = container(committed[("StatefulSet", "flux")])
     reconstruction = container(committed[("StatefulSet", "reconstruction")])
-    assert env(committed[("StatefulSet", "flux")])["MESHFORGE_FLUX_BACKEND"] == "diffusers"
-    assert env(committed[("StatefulSet", "reconstruction")])["MESHFORGE_RECONSTRUCTION_BACKEND"] == "triposr"
+    # The GPU backends are defaults from the ConfigMap meshforge-defaults (see the settings test below).
+    defaults = committed[("ConfigMap", "meshforge-defaults")]["data"]
+    assert defaults["MESHFORGE_FLUX_BACKEND"] == "diffusers"
+    assert defaults["MESHFORGE_RECONSTRUCTION_BACKEND"] == "triposr"
     assert flux["image"] == "meshforge/flux-service:0.1.0"
     assert reconstruction["image"] == "meshforge/reconstruction-service:0.1.0"
 
@@ -258,6 +260,23 @@ def test_ingress_routes_the_api_and_the_ui_with_room_for_uploads(
         assert each["metadata"]["annotations"]["nginx.ingress.kubernetes.io/limit-rps"] == "10"
 
 
+def hosts(docs: dict[tuple[str, str], dict[str, Any]]) -> tuple[set[str], str]:
+    """The Ingresses' host names, and the names the UI's server answers (else 403)."""
+    ingress = {
+        rule["host"]
+        for name in ("meshforge", "meshforge-upload")
+        for rule in docs[("Ingress", name)]["spec"]["rules"]
+    }
+    return ingress, env(docs[("Deployment", "ui")])["MESHFORGE_UI_ALLOWED_HOSTS"]
+
+
+def test_the_host_name_is_the_ingress_and_the_ui_allowed_host(
+    committed: dict[tuple[str, str], dict[str, Any]], tmp_path: Path
+) -> None:
+    assert hosts(committed) == ({"elohim-bitch-gpu.insanelabs.org"}, "elohim-bitch-gpu.insanelabs.org")
+    assert hosts(parse(generated(tmp_path, "--host", "example.test"))) == ({"example.test"}, "example.test")
+
+
 def test_generator_refuses_a_stage_without_gpus() -> None:
     for args in (["--flux-gpus", "0"], ["--reconstruction-gpus", "0"], ["--gpu-node-selector", "gpu"]):
         with pytest.raises(SystemExit):
@@ -270,13 +289,63 @@ def test_every_meshforge_pod_takes_the_token_and_redis_password_from_the_secret(
     for name, workload in meshforge_pods(committed).items():
         items = container(workload)["env"]
         variables = env(workload)
-        assert variables["MESHFORGE_INTERNAL_TOKEN"] == "secret:meshforge-secrets/internal-token", name
-        assert variables["MESHFORGE_REDIS_PASSWORD"] == "secret:meshforge-secrets/redis-password", name
+        assert variables["MESHFORGE_INTERNAL_TOKEN"] == "secret:meshforge-secrets/MESHFORGE_INTERNAL_TOKEN", (
+            name
+        )
+        assert variables["MESHFORGE_REDIS_PASSWORD"] == "secret:meshforge-secrets/MESHFORGE_REDIS_PASSWORD", (
+            name
+        )
         # $(MESHFORGE_REDIS_PASSWORD) in the URL is expanded only from a variable listed before it.
         names = [item["name"] for item in items]
         assert names.index("MESHFORGE_REDIS_PASSWORD") < names.index("MESHFORGE_REDIS_URL"), name
     assert ("Secret", "meshforge-secrets") not in committed  # the operator creates it: no secret committed
     assert "MESHFORGE_INTERNAL_TOKEN" not in env(committed[("Deployment", "ui")])
+
+
+def env_from(workload: dict[str, Any]) -> list[str]:
+    """A container's envFrom sources, in order, as ``configmap:<name>`` or ``secret:<name>``."""
+    sources = []
+    for source in container(workload).get("envFrom", []):
+        if "configMapRef" in source:
+            sources.append(f"configmap:{source['configMapRef']['name']}")
+        else:
+            sources.append(f"secret:{source['secretRef']['name']}")
+    return sources
+
+
+def test_every_app_pod_takes_the_settings_configmap_and_the_secret_whole(
+    committed: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    # meshforge-settings (the operator's, any MESHFORGE_* variable) comes after meshforge-defaults, so it
+    # overrides the backends there; the Secret comes last; each pod's own `env` (the layout) wins over all.
+    sources = ["configmap:meshforge-defaults", "configmap:meshforge-settings", "secret:meshforge-secrets"]
+    pods = meshforge_pods(committed)
+    assert set(pods) == set(PORT_FIELDS) | {"dispatcher"}
+    for name, workload in pods.items():
+        assert env_from(workload) == sources, name
+        # Nothing a settings ConfigMap should decide is pinned by the pod itself.
+        assert not {"MESHFORGE_FLUX_BACKEND", "MESHFORGE_RECONSTRUCTION_BACKEND"} & set(env(workload)), name
+    # The UI reads its settings (MESHFORGE_UI_ALLOWED_HOSTS ...) from the same ConfigMaps, but no secret.
+    assert env_from(committed[("Deployment", "ui")]) == sources[:2]
+    assert env_from(committed[("StatefulSet", "redis")]) == []
+
+
+def test_the_settings_configmap_is_created_empty_and_the_defaults_hold_the_backends(
+    committed: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    # No key is listed, so re-applying the manifests never takes back one the operator put there.
+    settings = committed[("ConfigMap", "meshforge-settings")]
+    assert settings.get("data") in (None, {})
+    defaults = committed[("ConfigMap", "meshforge-defaults")]["data"]
+    assert defaults == {"MESHFORGE_FLUX_BACKEND": "diffusers", "MESHFORGE_RECONSTRUCTION_BACKEND": "triposr"}
+    # A ConfigMap or Secret key becomes a variable of that name only if it is one.
+    assert all(key.startswith("MESHFORGE_") for key in defaults)
+
+
+def test_ports_are_pinned_in_each_pods_env(committed: dict[tuple[str, str], dict[str, Any]]) -> None:
+    for name, field in PORT_FIELDS.items():
+        (workload,) = [w for n, w in workloads(committed).items() if n == name]
+        assert env(workload)[f"MESHFORGE_{field.upper()}"] == str(field_default(field)), name
 
 
 def test_redis_requires_the_password(committed: dict[tuple[str, str], dict[str, Any]]) -> None:
@@ -285,7 +354,9 @@ def test_redis_requires_the_password(committed: dict[tuple[str, str], dict[str, 
     assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
     variables = env(committed[("StatefulSet", "redis")])
     assert (
-        variables["REDIS_PASSWORD"] == variables["REDISCLI_AUTH"] == "secret:meshforge-secrets/redis-password"
+        variables["REDIS_PASSWORD"]
+        == variables["REDISCLI_AUTH"]
+        == "secret:meshforge-secrets/MESHFORGE_REDIS_PASSWORD"
     )
     assert [item["name"] for item in redis["env"]].index("REDIS_PASSWORD") == 0
 

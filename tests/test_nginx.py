@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from tests.fleet import Fleet, free_port, wait_until
+from tests.ui import serve_ui
 
 # nginx lives in /usr/sbin, which is not on a non-root user's PATH on Debian.
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
@@ -54,10 +55,13 @@ def ipv6_listen(port: int) -> str:
     return f"[::1]:{port}" if ipv6_loopback() else f"127.0.0.1:{free_port()}"
 
 
-def render_site(listen_port: int, api_port: int, ipv6: str, ui_port: int = UI_PORT) -> str:
-    """The committed site with its listen and upstream ports swapped, and nothing else."""
+def render_site(
+    listen_port: int, api_port: int, ipv6: str, ui_port: int = UI_PORT, text: str | None = None
+) -> str:
+    """The committed site (or ``text``, a site install-host wrote) with its listen and upstream ports
+    swapped, and nothing else."""
     return (
-        SITE.read_text()
+        (SITE.read_text() if text is None else text)
         .replace("    listen 80;\n", f"    listen 127.0.0.1:{listen_port};\n", 1)
         .replace("    listen [::]:80;\n", f"    listen {ipv6};\n", 1)
         .replace("proxy_pass http://127.0.0.1:38100;", f"proxy_pass http://127.0.0.1:{api_port};")
@@ -115,11 +119,11 @@ class Nginx:
         return path.read_text() if path.exists() else ""
 
 
-def setup_nginx(prefix: Path, api_port: int, ui_port: int = UI_PORT) -> Nginx:
+def setup_nginx(prefix: Path, api_port: int, ui_port: int = UI_PORT, text: str | None = None) -> Nginx:
     prefix.mkdir(parents=True, exist_ok=True)
     port = free_port()
     site = prefix / HOST
-    site.write_text(render_site(port, api_port, ipv6_listen(port), ui_port))
+    site.write_text(render_site(port, api_port, ipv6_listen(port), ui_port, text))
     conf = prefix / "nginx.conf"
     conf.write_text(main_conf(prefix, site))
     return Nginx(prefix, conf, f"http://127.0.0.1:{port}")
@@ -179,12 +183,15 @@ def test_rendered_site_differs_only_in_ports() -> None:
     }
 
 
-def test_nginx_accepts_the_site(tmp_path: Path) -> None:
-    server = setup_nginx(tmp_path, 45679)
+def nginx_test(server: Nginx) -> None:
     result = subprocess.run(server.command("-t"), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
     assert "warn" not in result.stderr, result.stderr
+
+
+def test_nginx_accepts_the_site(tmp_path: Path) -> None:
+    nginx_test(setup_nginx(tmp_path, 45679))
 
 
 def test_health_through_nginx(nginx: Nginx, fleet: Fleet) -> None:
@@ -248,9 +255,9 @@ def test_ui_is_served_through_nginx_at_3d_test(nginx: Nginx) -> None:
         assert client.get("/3d/jobs", params={"limit": 1}).status_code == 200
 
 
-def run_install(prefix: Path) -> str:
+def run_install(prefix: Path, *args: str, project: Path = REPO) -> str:
     result = subprocess.run(
-        [str(INSTALL), "--prefix", str(prefix), "--no-systemctl", "--project", str(REPO)],
+        [str(INSTALL), "--prefix", str(prefix), "--no-systemctl", "--project", str(project), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -290,5 +297,101 @@ def test_install_host_is_idempotent(tmp_path: Path) -> None:
     before = snapshot(root)
     second = run_install(root)
     assert snapshot(root) == before
-    assert "installed" not in second and "linked" not in second
-    assert second.count("unchanged") == 3
+    assert "installed" not in second and "linked" not in second and "updated" not in second
+    # The site, its link, meshforge.env, .env, compose.env and the unit.
+    assert second.count("unchanged") == 6
+
+
+def staged(root: Path, folder: Path = REPO) -> Path:
+    """Where install-host --prefix root writes the files that belong in ``folder`` on the host."""
+    return root / folder.relative_to("/")
+
+
+def test_install_host_for_another_host_name(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    # An operator's .env with the secrets, and an allowed host from an earlier install in between.
+    dotenv = staged(root) / ".env"
+    dotenv.parent.mkdir(parents=True)
+    dotenv.write_text(
+        "MESHFORGE_INTERNAL_TOKEN=t\nMESHFORGE_UI_ALLOWED_HOSTS=old.test\nMESHFORGE_REDIS_PASSWORD=p"
+    )
+    dotenv.chmod(0o600)
+    run_install(root)  # the spec's name first: that site is then enabled
+    output = run_install(root, "--host", "Example.test")
+
+    available = root / "etc/nginx/sites-available/example.test"
+    enabled = root / "etc/nginx/sites-enabled"
+    text = available.read_text()
+    # The committed site is the template: only the host name differs (server_name, TLS paths, comments).
+    assert text == SITE.read_text().replace(HOST, "example.test")
+    assert re.findall(r"^\s*server_name (\S+);", text, re.MULTILINE) == ["example.test"]
+    assert "ssl_certificate /etc/letsencrypt/live/example.test/fullchain.pem;" in text
+    # The spec's site is unlinked, else nginx would see the meshforge_ zones twice.
+    assert [link.name for link in enabled.iterdir()] == ["example.test"]
+    assert os.readlink(enabled / "example.test") == "/etc/nginx/sites-available/example.test"
+    assert "unlinked" in output
+    # nginx accepts it, checked as the committed site is: only its ports changed.
+    nginx_test(setup_nginx(tmp_path / "nginx", 45679, text=text))
+
+    # The UI's allowed host: one line replaced in .env (which keeps its other lines and its mode), and
+    # meshforge.env created next to docker-compose.yml.
+    assert dotenv.read_text() == (
+        "MESHFORGE_INTERNAL_TOKEN=t\nMESHFORGE_UI_ALLOWED_HOSTS=example.test\nMESHFORGE_REDIS_PASSWORD=p\n"
+    )
+    assert dotenv.stat().st_mode & 0o777 == 0o600
+    settings = (staged(root) / "meshforge.env").read_text().splitlines()
+    assert [line for line in settings if line and not line.startswith("#")] == [
+        "MESHFORGE_UI_ALLOWED_HOSTS=example.test"
+    ]
+
+    # A later run without --host keeps the name (that of the enabled site) and changes nothing.
+    before = snapshot(root)
+    again = run_install(root)
+    assert snapshot(root) == before
+    assert "host name example.test, as before" in again
+
+
+def test_install_host_starts_meshforge_env_from_the_example(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "docker-compose.yml").write_text("services: {}\n")
+    (project / "meshforge.env.example").write_text(
+        "# MESHFORGE_UI_ALLOWED_HOSTS=\n# MESHFORGE_LOG_LEVEL=info\n"
+    )
+    root = tmp_path / "root"
+    run_install(root, "--host", "example.test", project=project)
+    # The example's commented-out line is the one set.
+    assert (staged(root, project) / "meshforge.env").read_text() == (
+        "MESHFORGE_UI_ALLOWED_HOSTS=example.test\n# MESHFORGE_LOG_LEVEL=info\n"
+    )
+    # .env holds only the line (and the secrets the operator adds): it is no copy of the example.
+    assert (staged(root, project) / ".env").read_text() == "MESHFORGE_UI_ALLOWED_HOSTS=example.test\n"
+    assert (staged(root, project) / ".env").stat().st_mode & 0o777 == 0o600
+
+
+def test_install_host_refuses_what_is_not_a_host_name(tmp_path: Path) -> None:
+    for name in ("a;b", "-x.test", "a b", "example.test/evil", ""):
+        result = subprocess.run(
+            [str(INSTALL), "--prefix", str(tmp_path), "--no-systemctl", "--host", name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, name
+        assert "not a host name" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_ui_answers_the_host_name_install_host_wrote(fleet: Fleet, ui_url: str, tmp_path: Path) -> None:
+    # The UI's server answers 403 to a Host it does not know: the session's UI knows only the spec's.
+    assert httpx.get(f"{ui_url}/3d-test/", headers={"Host": HOST}, timeout=10).status_code == 200
+    assert httpx.get(f"{ui_url}/3d-test/", headers={"Host": "example.test"}, timeout=10).status_code == 403
+    # Started with the .env install-host --host wrote, as `make run` (honcho) starts it, it answers that name.
+    root = tmp_path / "root"
+    run_install(root, "--host", "example.test")
+    lines = (staged(root) / ".env").read_text().splitlines()
+    written = dict(line.split("=", 1) for line in lines)
+    with contextmanager(serve_ui)(fleet, tmp_path, extra_env=written, build=False) as url:
+        for host, status in (("example.test", 200), (HOST, 403), ("other.test", 403)):
+            answer = httpx.get(f"{url}/3d-test/", headers={"Host": host}, timeout=10)
+            assert answer.status_code == status, (host, answer.text[:200])

@@ -30,15 +30,21 @@ def run_in_repo(cmd: list[str], timeout: float, **kwargs) -> subprocess.Complete
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
-def serve_ui(fleet: Fleet, folder: Path) -> Iterator[str]:
-    """Build the app and serve it with vite preview, proxying /3d and /health to the fleet's API."""
+def serve_ui(
+    fleet: Fleet, folder: Path, extra_env: dict[str, str] | None = None, build: bool = True
+) -> Iterator[str]:
+    """Build the app and serve it with vite preview, proxying /3d and /health to the fleet's API.
+
+    ``extra_env`` is added to the server's environment; ``build=False`` serves the build already there.
+    """
     npm = require_ui_tools()
-    build = run_in_repo([npm, "run", "build", "--prefix", "ui"], timeout=300)
-    assert build.returncode == 0, f"npm run build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    if build:
+        built = run_in_repo([npm, "run", "build", "--prefix", "ui"], timeout=300)
+        assert built.returncode == 0, f"npm run build failed:\n{built.stdout[-4000:]}\n{built.stderr[-4000:]}"
     assert (UI / "dist" / "index.html").is_file()
     port = free_port()
     log = folder / "vite-preview.log"
-    env = {**os.environ, "MESHFORGE_API": fleet.api}
+    env = {**os.environ, "MESHFORGE_API": fleet.api, **(extra_env or {})}
     with log.open("w") as out:
         server = subprocess.Popen(
             [npm, "run", "serve", "--prefix", "ui", "--", "--port", str(port)],
