@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 QUEUE = "3d:queue"
 """List of job ids waiting for a dispatcher (LPUSH in, BLMOVE out from the right)."""
 
@@ -73,3 +75,10 @@ def jobs_in_state(state: str) -> str:
 def jobs_of_in_state(key_name: str, state: str) -> str:
     """Sorted set of one API key's job ids in one state, scored by creation time."""
     return f"3d:jobs:key:{key_name}:state:{state}"
+
+
+def idempotency(scope: str, key: str) -> str:
+    """String holding the fingerprint and job id of the first submit with an ``Idempotency-Key``, per
+    API key name (``scope``); hashed, so that a client's key never shapes a Redis key."""
+    digest = hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
+    return f"3d:idempotency:{digest}"

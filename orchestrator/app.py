@@ -20,6 +20,7 @@ from meshforge.settings import OrchestratorSettings, load_settings
 from meshforge.storage import Storage
 from orchestrator.auth import load_keys
 from orchestrator.events import JobEvents
+from orchestrator.idempotency import IdempotencyKeys
 from orchestrator.jobs import JobStore
 from orchestrator.metrics import api_metrics, refresh_queue_gauges
 from orchestrator.quotas import Quotas
@@ -56,6 +57,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         app.state.events = JobEvents(redis)  # one pub/sub connection for every ?wait= request
         app.state.keys = load_keys(settings)  # API keys: off unless configured (orchestrator/auth.py)
         app.state.quotas = Quotas(redis, settings.max_queued_jobs)
+        app.state.idempotency = IdempotencyKeys(redis, settings.idempotency_seconds)
         # Every stage's replicas and flux-service's (which image-service calls), for /health.
         replicas = {**replica_urls(settings), "flux-service": settings.flux_service_urls}
         app.state.pools = {name: ReplicaPool(name, urls, client) for name, urls in replicas.items()}

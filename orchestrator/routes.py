@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 
 from meshforge.errors import Conflict, InvalidInput, NotFound
@@ -35,6 +35,7 @@ from orchestrator.auth import (
     record_upload,
 )
 from orchestrator.events import JobEvents
+from orchestrator.idempotency import IdempotencyKeys, fingerprint
 from orchestrator.jobs import JobStore, new_job_id
 from orchestrator.metrics import CANCELLED, JOBS_FINISHED, api_metrics
 from orchestrator.quotas import Quotas
@@ -68,9 +69,11 @@ def _created(job_id: str) -> JobCreated:
     return JobCreated(job_id=job_id, status_url=f"/3d/status/{job_id}")
 
 
-async def _create(request: Request, caller: Caller, kind: str, body: dict[str, Any]) -> str:
+async def _create(
+    request: Request, caller: Caller, kind: str, body: dict[str, Any], job_id: str | None = None
+) -> str:
     """Admit the job under the caller's quotas and the queue cap, then record and queue it."""
-    job_id = new_job_id()
+    job_id = job_id or new_job_id()
     quotas: Quotas = request.app.state.quotas
     await quotas.admit_job(caller, job_id)
     created = await _store(request).create(kind, body, api_key=caller.name, job_id=job_id)
@@ -78,15 +81,72 @@ async def _create(request: Request, caller: Caller, kind: str, body: dict[str, A
     return created
 
 
-@router.post("/3d/generate", response_model=JobCreated, tags=["jobs"], responses=errors(401, 429))
-async def generate(body: GenerateRequest, request: Request, caller: CallerDep) -> JobCreated:
-    """Prompt → 3D asset. Returns at once; follow `status_url`."""
+async def _submit(
+    request: Request,
+    response: Response,
+    caller: Caller,
+    kind: str,
+    body: JobOptions,
+    idempotency_key: str | None,
+    **dump: Any,
+) -> JobCreated:
+    """Create the job, or, for an Idempotency-Key seen before with the same request, answer its first
+    job again (orchestrator/idempotency.py)."""
+    if idempotency_key is None:
+        _fix_seed(body)
+        return _created(await _create(request, caller, kind, body.model_dump(mode="json", **dump)))
+    digest = fingerprint(kind, body.model_dump(mode="json", **dump))  # before the server picks a seed
     _fix_seed(body)
-    return _created(await _create(request, caller, "prompt", body.model_dump(mode="json")))
+    keys: IdempotencyKeys = request.app.state.idempotency
+    job_id = new_job_id()
+    job_id, replayed = await keys.submit(
+        caller.name,
+        idempotency_key,
+        digest,
+        job_id,
+        lambda: _create(request, caller, kind, body.model_dump(mode="json", **dump), job_id),
+    )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _created(job_id)
 
 
-@router.post("/3d/from-image", response_model=JobCreated, tags=["jobs"], responses=errors(401, 403, 429))
-async def from_image(body: FromImageRequest, request: Request, caller: CallerDep) -> JobCreated:
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description=(
+            "Any printable ASCII string of your choosing, unique per job you mean to make: sending the "
+            "same request again with the same key (e.g. after a timeout) answers the first job instead "
+            "of making a second, for 24 h; the same key with a different request is a 409"
+        ),
+    ),
+]
+
+
+@router.post("/3d/generate", response_model=JobCreated, tags=["jobs"], responses=errors(401, 409, 429))
+async def generate(
+    body: GenerateRequest,
+    request: Request,
+    response: Response,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JobCreated:
+    """Prompt → 3D asset. Returns at once; follow `status_url`."""
+    return await _submit(request, response, caller, "prompt", body, idempotency_key)
+
+
+@router.post("/3d/from-image", response_model=JobCreated, tags=["jobs"], responses=errors(401, 403, 409, 429))
+async def from_image(
+    body: FromImageRequest,
+    request: Request,
+    response: Response,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JobCreated:
     """Image(s) → 3D asset: 1, 4 or 8 views in the canonical order, as URLs or as paths under inputs/."""
     if body.image_paths is not None:
         check_image_paths(request.app.state.storage, body.image_paths)
@@ -96,8 +156,7 @@ async def from_image(body: FromImageRequest, request: Request, caller: CallerDep
         allowed = request.app.state.settings.outbound_allowed_networks
         for url in body.image_urls or []:  # refused now where no network is needed to know (SSRF)
             precheck_url(str(url), allowed)
-    _fix_seed(body)
-    return _created(await _create(request, caller, "images", body.model_dump(mode="json", exclude_none=True)))
+    return await _submit(request, response, caller, "images", body, idempotency_key, exclude_none=True)
 
 
 @router.post(

@@ -51,6 +51,15 @@ class OrchestratorSettings(CommonSettings, StageUrls, ImageLimitsSettings, Outbo
             "Per key, when its entry sets none: jobs queued or running at once (0: no limit); beyond it 429"
         ),
     )
+    idempotency_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        json_schema_extra={"shown_default": "`86400` (24 h)"},
+        description=(
+            "How long an `Idempotency-Key` on `POST /3d/generate` or `/3d/from-image` keeps answering "
+            "its first job ([API](README.md#idempotent-submits))"
+        ),
+    )
     max_queued_jobs: int = Field(
         default=1000,
         ge=0,

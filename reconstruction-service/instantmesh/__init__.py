@@ -1,0 +1,1 @@
+"""InstantMesh: Zero123++ multi-view images and the InstantMesh reconstruction model (docs/instantmesh.md)."""
