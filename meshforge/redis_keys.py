@@ -34,6 +34,12 @@ def job_events(job_id: str) -> str:
     return f"3d:events:{job_id}"
 
 
+def job_history(job_id: str) -> str:
+    """Stream of a job's record changes (state, progress, message, stages), for `GET /3d/events/{id}`
+    and its `Last-Event-ID` resumption; expires an hour after the job ends."""
+    return f"3d:history:{job_id}"
+
+
 def jobs_of(key_name: str) -> str:
     """Sorted set of the job ids created with one API key, scored by creation time (its /3d/jobs)."""
     return f"3d:jobs:key:{key_name}"

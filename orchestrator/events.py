@@ -1,9 +1,11 @@
-"""Job events for `GET /3d/status/{id}?wait=`: wake waiting requests when their job changes state.
+"""Job events for `GET /3d/status/{id}?wait=` and `GET /3d/events/{id}`: wake waiting requests when
+their job changes.
 
-Every script that changes a job's state PUBLISHes the new state on ``3d:events:{id}``
+Every script that changes a job's record PUBLISHes its state on ``3d:events:{id}``
 (orchestrator/indexes.py). An orchestrator process holds ONE pub/sub connection, subscribed to the
 pattern ``3d:events:*`` once, and fans each message out to the requests waiting on that job: a waiting
-request sends no Redis command until its job ends (or the slow re-check below), however many wait.
+request sends no Redis command until its job ends (or the slow re-check below), however many wait;
+an event-stream follower is woken by every change, and reads the job's history then.
 
 A message can be missed (the pub/sub connection dropped and came back): a waiter therefore also
 re-reads its job every ``FALLBACK_SECONDS``, and every waiter re-reads at once when the connection
@@ -17,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -40,7 +42,8 @@ class JobEvents:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: dict[str, set[asyncio.Event]] = {}  # woken when the job ends
+        self._followers: dict[str, set[asyncio.Event]] = {}  # woken by every change
         self._subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -68,6 +71,21 @@ class JobEvents:
             waiting.discard(woken)
             if not waiting:
                 self._waiters.pop(job_id, None)
+
+    @contextlib.asynccontextmanager
+    async def follow(self, job_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event set whenever the job's record changes (and when missed changes are possible: the
+        pub/sub connection came back); the follower clears it before each read. Subscribed on entry."""
+        changed = asyncio.Event()
+        self._followers.setdefault(job_id, set()).add(changed)
+        try:
+            await self._listening()
+            yield changed
+        finally:
+            following = self._followers.get(job_id, set())
+            following.discard(changed)
+            if not following:
+                self._followers.pop(job_id, None)
 
     async def _listening(self) -> None:
         if self._task is None or self._task.done():
@@ -99,14 +117,17 @@ class JobEvents:
             return
         if message["type"] != "pmessage":
             return
+        job_id = str(message["channel"]).removeprefix(_PREFIX)
+        for changed in self._followers.get(job_id, ()):
+            changed.set()
         state = message["data"]
         if state and state not in TERMINAL:
             return  # only an end (or a deleted record, sent as "") answers a waiting request
-        for woken in self._waiters.get(str(message["channel"]).removeprefix(_PREFIX), ()):
+        for woken in self._waiters.get(job_id, ()):
             woken.set()
 
     def _wake_all(self) -> None:
-        for waiting in self._waiters.values():
+        for waiting in (*self._waiters.values(), *self._followers.values()):
             for woken in waiting:
                 woken.set()
 

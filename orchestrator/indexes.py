@@ -6,11 +6,12 @@ an API key, in ``3d:jobs:key:{name}:state:{state}``), scored by creation time li
 A finished job is also in ``3d:jobs:ended``, scored by when it ended, which is what retention reads.
 
 The indexes are not updated after the fact: each Lua script (or transaction) that writes a job's
-``state`` calls ``mf_reindex`` (the Lua function ``REINDEX_LUA`` defines) in the same atomic step, so a
-crash or a Redis error can never leave a job listed under the wrong state. ``mf_reindex`` also
-PUBLISHes the new state on ``3d:events:{id}``, which is what ``?wait=`` (orchestrator/events.py) and a
-future event stream listen to. Like the quota script, these scripts compute key names, which is fine on
-one Redis but not on Redis Cluster.
+``state`` (or any other public field) calls ``mf_reindex`` (the Lua function ``REINDEX_LUA`` defines) in
+the same atomic step, so a crash or a Redis error can never leave a job listed under the wrong state.
+``mf_reindex`` also appends the change to the job's history stream ``3d:history:{id}`` and PUBLISHes the
+state on ``3d:events:{id}``, which is what ``?wait=`` (orchestrator/events.py) and ``GET /3d/events/{id}``
+(orchestrator/event_stream.py) listen to. Like the quota script, these scripts compute key names,
+which is fine on one Redis but not on Redis Cluster.
 
 Jobs recorded before the indexes existed are indexed once by ``backfill`` (run by the sweeper when a
 dispatcher starts; idempotent, so several dispatchers may run it at once).
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 ALL_STATES = [state.value for state in JobState]
 TERMINAL = [state.value for state in TERMINAL_STATES]
 BACKFILL_CHUNK = 500
+HISTORY_LENGTH = 100  # entries kept per job's history stream (a job makes about ten)
+HISTORY_AFTER_END_MS = 3_600_000  # a finished job's history, for late resumptions; then its record answers
 
 
 def lua_key(template: Callable[..., str], *names: str) -> str:
@@ -46,15 +49,26 @@ def lua_set(values: list[str]) -> str:
 
 
 # Defines mf_reindex(job, old_state), to call right after a script may have changed the state of the
-# job hash ``job`` (old_state: what HGET 'state' said before, false for a new or deleted job). It moves
-# the id between the state indexes, notes the time a job ended, and announces the new state.
+# job hash ``job`` (old_state: what HGET 'state' said before, false for a new or deleted job). It
+# appends the record's public fields to the job's history stream (orchestrator/event_stream.py), moves
+# the id between the state indexes, notes the time a job ended, and announces the change.
 REINDEX_LUA = f"""
 local MF_TERMINAL = {lua_set(TERMINAL)}
 local function mf_reindex(job, old_state)
   local job_id = string.sub(job, {len(keys.job("")) + 1})
-  local now = redis.call('HMGET', job, 'state', 'api_key', 'created_at')
+  local now = redis.call('HMGET', job, 'state', 'api_key', 'created_at', 'progress', 'message', 'stages')
   local state, api_key = now[1], now[2]
-  if state == old_state then return end
+  local channel = {lua_key(keys.job_events, "job_id")}
+  if state then
+    local history = {lua_key(keys.job_history, "job_id")}
+    redis.call('XADD', history, 'MAXLEN', '~', {HISTORY_LENGTH}, '*', 'state', state,
+               'progress', now[4] or '0', 'message', now[5] or '', 'stages', now[6] or '{{}}')
+    if MF_TERMINAL[state] then redis.call('PEXPIRE', history, {HISTORY_AFTER_END_MS}) end
+  end
+  if state == old_state then
+    redis.call('PUBLISH', channel, state or '')  -- followers of the event stream see every change
+    return
+  end
   local keyed = api_key and api_key ~= ''
   if old_state then
     redis.call('ZREM', {lua_key(keys.jobs_in_state, "old_state")}, job_id)
@@ -71,7 +85,7 @@ local function mf_reindex(job, old_state)
       redis.call('ZADD', {keys.JOBS_ENDED!r}, t[1] .. '.' .. string.format('%06d', t[2]), job_id)
     end
   end
-  redis.call('PUBLISH', {lua_key(keys.job_events, "job_id")}, state or '')
+  redis.call('PUBLISH', channel, state or '')
 end
 """
 

@@ -20,7 +20,7 @@ from redis.typing import EncodableT, FieldT
 from meshforge import redis_keys as keys
 from meshforge.errors import Conflict, NotFound
 from meshforge.schemas import TERMINAL_STATES, JobState, JobStatus, StageRecord
-from orchestrator.indexes import REINDEX_LUA, state_index
+from orchestrator.indexes import HISTORY_LENGTH, REINDEX_LUA, state_index
 from orchestrator.public import output_name, stored_detail
 
 TERMINAL = [s.value for s in TERMINAL_STATES]
@@ -158,6 +158,13 @@ class JobStore:
             if api_key:
                 pipe.zadd(keys.jobs_of(api_key), {job_id: now})
                 pipe.zadd(state_index(JobState.queued.value, api_key), {job_id: now})
+            # The history's first entry, as mf_reindex writes every later one (orchestrator/indexes.py).
+            pipe.xadd(
+                keys.job_history(job_id),
+                {"state": JobState.queued.value, "progress": 0, "message": record["message"], "stages": "{}"},
+                maxlen=HISTORY_LENGTH,
+                approximate=True,
+            )
             pipe.lpush(keys.QUEUE, job_id)
             await pipe.execute()
         return job_id
@@ -262,10 +269,7 @@ def to_status(record: dict[str, str]) -> JobStatus:
     job_id = record["job_id"]
     state = JobState(record["state"])
     asset_path = output_name(record.get("asset_path"))
-    stages = {
-        name: StageRecord(**{**value, "detail": stored_detail(value.get("detail") or {})})
-        for name, value in json.loads(record.get("stages") or "{}").items()
-    }
+    stages = public_stages(record.get("stages"))
     return JobStatus(
         job_id=job_id,
         kind=record.get("kind", ""),
@@ -282,3 +286,11 @@ def to_status(record: dict[str, str]) -> JobStatus:
         stages=stages,
         attempts=int(record.get("attempts") or 0),
     )
+
+
+def public_stages(stored: str | None) -> dict[str, StageRecord]:
+    """The ``stages`` field of a job's record (or history entry), as the API shows it."""
+    return {
+        name: StageRecord(**{**value, "detail": stored_detail(value.get("detail") or {})})
+        for name, value in json.loads(stored or "{}").items()
+    }

@@ -59,7 +59,7 @@ for i = 2, #ARGV do
     local job = {lua_key(keys.job, "job_id")}
     local now = redis.call('HMGET', job, 'state', 'api_key')
     local state, api_key = now[1], now[2]
-    redis.call('DEL', job)
+    redis.call('DEL', job, {lua_key(keys.job_history, "job_id")})
     redis.call('ZREM', {keys.JOBS_BY_TIME!r}, job_id)
     redis.call('ZREM', {keys.JOBS_ENDED!r}, job_id)
     if state then redis.call('ZREM', {lua_key(keys.jobs_in_state, "state")}, job_id) end
