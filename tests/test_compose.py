@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 import pytest
 import yaml
 
-from meshforge.settings import field_default
+from meshforge.internal_token import INTERNAL_TOKEN_HEADER
+from meshforge.settings import PROCESS_SETTINGS, field_default
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,9 +116,13 @@ def generated(tmp_path: Path, *args: str, settings: str | None = "") -> Path:
     return target
 
 
+# The services from images of others, which read no meshforge settings.
+NOT_OURS = ("redis", "prometheus")
+
+
 def app_services(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every service but Redis: the meshforge services and the UI."""
-    return {name: service for name, service in config["services"].items() if name != "redis"}
+    """Every service but Redis and Prometheus: the meshforge services and the UI."""
+    return {name: service for name, service in config["services"].items() if name not in NOT_OURS}
 
 
 def device_ids(service: dict[str, Any]) -> list[str]:
@@ -190,7 +195,9 @@ def test_orchestrator_is_published_on_loopback_only(gpu8: dict[str, Any], cpu: d
         (published,) = config["services"]["orchestrator"]["ports"]
         assert port(published) == "127.0.0.1:38100:38100"
         published = [name for name, service in config["services"].items() if service.get("ports")]
-        assert sorted(published) == ["orchestrator", "ui"]
+        assert sorted(published) == ["orchestrator", "prometheus", "ui"]
+        for name in published:
+            assert all(port(p).startswith("127.0.0.1:") for p in config["services"][name]["ports"]), name
 
 
 @needs_compose
@@ -210,7 +217,7 @@ def test_ui_is_published_on_38101_once_the_orchestrator_is_healthy(
 def test_every_service_shares_the_four_folders(gpu8: dict[str, Any], cpu: dict[str, Any]) -> None:
     for config in (gpu8, cpu):
         for name, service in config["services"].items():
-            if name in ("redis", "ui"):  # the UI serves its own build and reads no shared files
+            if name in (*NOT_OURS, "ui"):  # the UI serves its own build and reads no shared files
                 continue
             mounts = dict(mount(volume)[::-1] for volume in service["volumes"])
             assert set(mounts) == SHARED, name
@@ -291,7 +298,7 @@ def test_every_service_but_redis_reads_its_profile_defaults_then_meshforge_env()
     for name, argv in generate_compose.COMMITTED.items():
         profile = "cpu" if "--cpu" in argv else "gpu"
         services = yaml.safe_load((ROOT / name).read_text())["services"]
-        assert "env_file" not in services["redis"], name
+        assert "env_file" not in services["redis"] and "env_file" not in services["prometheus"], name
         for service_name, service in app_services({"services": services}).items():
             assert service["env_file"] == [f"deploy/compose/{profile}.env", "meshforge.env"], service_name
             # The backends are the profile's defaults (in its env_file), never pinned by `environment:`.
@@ -573,7 +580,7 @@ def test_compose_builds_every_service_from_the_root_dockerfile(
 ) -> None:
     for config in (gpu8, cpu):
         for name, service in config["services"].items():
-            if name in ("redis", "ui"):
+            if name in (*NOT_OURS, "ui"):
                 continue
             build = service["build"]
             target = build["target"]
@@ -586,7 +593,7 @@ def test_compose_builds_every_service_from_the_root_dockerfile(
         targets = {
             name: service["build"]["target"]
             for name, service in config["services"].items()
-            if name not in ("redis", "ui")
+            if name not in (*NOT_OURS, "ui")
         }
         assert targets["orchestrator"] == targets["dispatcher"] == "orchestrator"
         assert targets["image-service"] == "image-service"
@@ -660,7 +667,7 @@ def test_every_meshforge_service_gets_the_token_and_redis_a_password(
     for config in (gpu8, cpu):
         services = config["services"]
         for name, service in services.items():
-            if name in ("redis", "ui"):
+            if name in (*NOT_OURS, "ui"):
                 continue
             env = service["environment"]
             assert env["MESHFORGE_INTERNAL_TOKEN"] == "test-internal-token", name
@@ -670,3 +677,141 @@ def test_every_meshforge_service_gets_the_token_and_redis_a_password(
         assert command[command.index("--requirepass") + 1] == "test-redis-pw"
         assert redis["environment"]["REDISCLI_AUTH"] == "test-redis-pw"  # for its redis-cli health check
         assert "MESHFORGE_INTERNAL_TOKEN" not in services["ui"].get("environment", {})
+
+
+prometheus_config = load_script("prometheus_config")
+
+
+def scrape_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The Prometheus configuration the resolved compose config mounts, read from the project folder."""
+    mounts = {target: source for source, target in map(mount, config["services"]["prometheus"]["volumes"])}
+    return yaml.safe_load(Path(mounts[prometheus_config.COMPOSE_CONFIG]).read_text())
+
+
+def scraped_names(config: dict[str, Any]) -> dict[str, tuple[list[str], int]]:
+    """Each scrape job's DNS names and port."""
+    found = {}
+    for job in scrape_config(config)["scrape_configs"]:
+        (sd,) = job["dns_sd_configs"]
+        assert sd["type"] == "A", job["job_name"]
+        found[job["job_name"]] = (sd["names"], sd["port"])
+    return found
+
+
+def metrics_port(service: dict[str, Any]) -> int:
+    """Where a meshforge container serves /metrics: its pinned HTTP port, or the dispatcher's metrics port."""
+    env = service["environment"]
+    (variable,) = [v for v in env if v.endswith("_PORT")]
+    return int(env[variable])
+
+
+def test_the_prometheus_constants_are_the_fleets() -> None:
+    assert prometheus_config.TOKEN_HEADER == INTERNAL_TOKEN_HEADER
+    assert field_default("dispatcher_metrics_port") == prometheus_config.DISPATCHER_METRICS_PORT
+    assert re.fullmatch(r"prom/prometheus:v3\.\d+\.\d+", prometheus_config.IMAGE)  # http_headers: 3.x
+
+
+@needs_compose
+def test_prometheus_is_on_loopback_with_its_config_read_only_and_a_named_volume(
+    gpu8: dict[str, Any], cpu: dict[str, Any]
+) -> None:
+    for config, scrape_file in ((gpu8, "prometheus.yml"), (cpu, "prometheus.cpu.yml")):
+        service = config["services"]["prometheus"]
+        assert service["image"] == prometheus_config.IMAGE
+        assert [port(p) for p in service["ports"]] == ["127.0.0.1:9090:9090"]
+        mounts = {target: source for source, target in map(mount, service["volumes"])}
+        assert mounts == {
+            prometheus_config.COMPOSE_CONFIG: str(config["x-project"] / "deploy/prometheus" / scrape_file),
+            "/prometheus": "prometheus-data",
+        }
+        (config_volume,) = [v for v in service["volumes"] if mount(v)[1] == prometheus_config.COMPOSE_CONFIG]
+        if isinstance(config_volume, dict):
+            assert config_volume["read_only"] is True
+        else:
+            assert config_volume.endswith(":ro")
+        assert "prometheus-data" in config["volumes"]
+        assert "--storage.tsdb.retention.time=15d" in service["command"]
+        assert "--config.file=/etc/prometheus/prometheus.yml" in service["command"]
+        assert service["restart"] == "unless-stopped"
+        assert service["healthcheck"]["test"][:2] == ["CMD", "wget"]
+        assert service["healthcheck"]["test"][-1].endswith(":9090/-/ready")
+
+
+@needs_compose
+def test_prometheus_scrapes_every_process_and_every_replica_of_its_compose_file(
+    gpu8: dict[str, Any], cpu: dict[str, Any], tmp_path: Path
+) -> None:
+    uneven = resolve(generated(tmp_path, "--gpus", "4", "--flux-gpus", "1"))
+    for config in (gpu8, cpu, uneven):
+        services = config["services"]
+        jobs = scraped_names(config)
+        assert set(jobs) == set(PROCESS_SETTINGS)
+        # Every meshforge container is a target, at the port where it serves /metrics, and nothing else.
+        meshforge = {name for name in app_services(config) if name != "ui"}
+        assert sorted(name for names, _ in jobs.values() for name in names) == sorted(meshforge)
+        for job, (names, job_port) in jobs.items():
+            for name in names:
+                assert metrics_port(services[name]) == job_port, (job, name)
+        flux = [name for name in services if name.startswith("flux-")]
+        reconstruction = [name for name in services if name.startswith("reconstruction-")]
+        assert jobs["flux-service"][0] == flux and jobs["reconstruction-service"][0] == reconstruction
+        assert jobs["dispatcher"] == (["dispatcher"], field_default("dispatcher_metrics_port"))
+        for job in scrape_config(config)["scrape_configs"]:
+            # The dashboard groups by replica: the service name each target was found under.
+            assert {"source_labels": ["__meta_dns_name"], "target_label": "replica"} in job["relabel_configs"]
+    assert scraped_names(uneven)["reconstruction-service"][0] == [f"reconstruction-{i}" for i in range(3)]
+    assert scraped_names(gpu8)["flux-service"][0] == [f"flux-{i}" for i in range(4)]
+
+
+@needs_compose
+def test_prometheus_reads_the_token_from_a_file_and_no_config_holds_it(
+    gpu8: dict[str, Any], tmp_path: Path
+) -> None:
+    service = gpu8["services"]["prometheus"]
+    assert service["environment"]["MESHFORGE_INTERNAL_TOKEN"] == "test-internal-token"  # from .env
+    assert service["tmpfs"] == [prometheus_config.TOKEN_DIR]  # memory only, not the data volume
+    # Every committed scrape config sends the header from the file alone: no value, no secret inline.
+    committed_configs = sorted((ROOT / "deploy/prometheus").glob("*.yml"))
+    assert [path.name for path in committed_configs] == ["prometheus.cpu.yml", "prometheus.yml"]
+    for path in committed_configs:
+        for job in yaml.safe_load(path.read_text())["scrape_configs"]:
+            assert job["http_headers"] == {INTERNAL_TOKEN_HEADER: {"files": [prometheus_config.TOKEN_FILE]}}
+    mounted = {target: source for source, target in map(mount, service["volumes"])}
+    assert "test-internal-token" not in Path(mounted[prometheus_config.COMPOSE_CONFIG]).read_text()
+    committed = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["prometheus"]
+    assert committed["environment"]["MESHFORGE_INTERNAL_TOKEN"].startswith("${MESHFORGE_INTERNAL_TOKEN:?")
+
+    # The entrypoint, run by a real sh: it writes the token alone, private, where the config reads it,
+    # then runs Prometheus with the flags and without the variable. Compose turns $$ into $.
+    shell, flag, script, name = service["entrypoint"]
+    token_file, fake = tmp_path / "token", tmp_path / "prometheus"
+    fake.write_text('#!/bin/sh\necho "$@"\necho "${MESHFORGE_INTERNAL_TOKEN-unset}"\n')
+    fake.chmod(0o755)
+    script = script.replace("$$", "$").replace(prometheus_config.TOKEN_FILE, str(token_file))
+    script = script.replace("/bin/prometheus", str(fake))
+    done = subprocess.run(
+        ["sh", flag, script, name, *service["command"]],
+        env={"PATH": os.environ["PATH"], "MESHFORGE_INTERNAL_TOKEN": "test-internal-token"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert shell == "/bin/sh" and done.stdout.splitlines() == [" ".join(service["command"]), "unset"]
+    assert token_file.read_text() == "test-internal-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("compose_file", "scrape_file"),
+    [
+        ("docker-compose.yml", "deploy/prometheus/prometheus.yml"),
+        ("docker-compose.cpu.yml", "deploy/prometheus/prometheus.cpu.yml"),
+        ("docker-compose.1gpu.yml", "deploy/prometheus/prometheus.1gpu.yml"),
+        ("my-stack.yaml", "deploy/prometheus/prometheus.my-stack.yml"),
+    ],
+)
+def test_each_compose_file_has_a_scrape_config_of_its_own(compose_file: str, scrape_file: str) -> None:
+    assert prometheus_config.compose_file_for(compose_file) == scrape_file
+    argv = ["--gpus", "1", "--output", str(ROOT / compose_file)]
+    assert scrape_file in generate_compose.companions(argv)

@@ -6,6 +6,8 @@ document strictly; the assertions then run on the parsed YAML.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from meshforge.settings import field_default
+from meshforge.internal_token import INTERNAL_TOKEN_HEADER
+from meshforge.settings import PROCESS_SETTINGS, field_default
 from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,8 +85,8 @@ def secret_ref(item: dict[str, Any]) -> str:
 
 
 def meshforge_pods(docs: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The Python services: everything but Redis and the UI (which reads no shared files)."""
-    return {name: w for name, w in workloads(docs).items() if name not in ("redis", "ui")}
+    """The Python services: everything but Redis, the UI (which reads no shared files) and Prometheus."""
+    return {name: w for name, w in workloads(docs).items() if name not in ("redis", "ui", "prometheus")}
 
 
 @pytest.fixture(scope="module")
@@ -218,11 +221,11 @@ def test_http_services_are_probed_on_health(committed: dict[tuple[str, str], dic
 
 
 def test_pods_run_as_non_root(committed: dict[tuple[str, str], dict[str, Any]]) -> None:
+    # The users of the images: redis's, nobody in prom/prometheus, the meshforge (and node) user of ours.
+    users = {"redis": 999, "prometheus": 65534}
     for name, workload in workloads(committed).items():
         security = workload["spec"]["template"]["spec"]["securityContext"]
-        assert security["runAsNonRoot"] is True and security["runAsUser"] == (
-            999 if name == "redis" else 1000
-        )
+        assert security["runAsNonRoot"] is True and security["runAsUser"] == users.get(name, 1000)
         pod = workload["spec"]["template"]["spec"]
         for each in pod["containers"] + pod.get("initContainers", []):
             assert each["securityContext"]["allowPrivilegeEscalation"] is False, name
@@ -381,21 +384,177 @@ def test_network_policies_admit_only_the_fleet_and_the_ingress(
 ) -> None:
     deny = committed[("NetworkPolicy", "default-deny-ingress")]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}  # every pod, no rule: nothing admitted
+    # Prometheus scrapes every meshforge workload, on its HTTP port or (the dispatcher) its metrics port.
     expected = {
         "redis": ({"orchestrator", "dispatcher"}, 6379),
-        "image-service": ({"orchestrator", "dispatcher"}, 38110),
-        "flux": ({"orchestrator", "image-service"}, 38120),
-        "reconstruction": ({"orchestrator", "dispatcher"}, 38130),
-        "postprocess-service": ({"orchestrator", "dispatcher"}, 38140),
-        "orchestrator": ({"ui", "ingress:ingress-nginx"}, 38100),
+        "image-service": ({"orchestrator", "dispatcher", "prometheus"}, 38110),
+        "flux": ({"orchestrator", "image-service", "prometheus"}, 38120),
+        "reconstruction": ({"orchestrator", "dispatcher", "prometheus"}, 38130),
+        "postprocess-service": ({"orchestrator", "dispatcher", "prometheus"}, 38140),
+        "orchestrator": ({"ui", "prometheus", "ingress:ingress-nginx"}, 38100),
         "ui": ({"ingress:ingress-nginx"}, 38101),
+        "dispatcher": ({"prometheus"}, 38150),
     }
     for name, admitted in expected.items():
         assert policy_sources(committed, name) == admitted, name
     policies = {name for kind, name in committed if kind == "NetworkPolicy"}
-    assert "dispatcher-ingress" not in policies  # it serves nothing: the default denial is all it gets
+    assert policies == {"default-deny-ingress"} | {f"{name}-ingress" for name in expected}
+    # Nothing is admitted to Prometheus: kubectl port-forward reaches it from inside its pod.
+    assert "prometheus-ingress" not in policies
 
 
 def test_the_ingress_namespace_can_be_chosen(tmp_path: Path) -> None:
     docs = parse(generated(tmp_path, "--ingress-namespace", "traefik"))
     assert policy_sources(docs, "ui")[0] == {"ingress:traefik"}
+
+
+prometheus_config = load_script("prometheus_config")
+
+
+def scrape_jobs(docs: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    text = docs[("ConfigMap", "prometheus-config")]["data"]["prometheus.yml"]
+    return {job["job_name"]: job for job in yaml.safe_load(text)["scrape_configs"]}
+
+
+def relabel(rules: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, str] | None:
+    """Prometheus' keep and replace relabelling (the actions the config uses): the labels, or None if
+    the target is dropped."""
+    labels = dict(labels)
+    for rule in rules:
+        value = ";".join(labels.get(name, "") for name in rule["source_labels"])
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        action = rule.get("action", "replace")
+        if action == "keep" and match is None:
+            return None
+        if action == "replace" and match is not None:
+            labels[rule["target_label"]] = match.expand(rule.get("replacement", "$1").replace("$1", r"\1"))
+    return labels
+
+
+def discovered(docs: dict[tuple[str, str], dict[str, Any]], job: dict[str, Any]) -> set[tuple[str, int]]:
+    """The (replica, port) targets of ``job``: the pods Kubernetes would run for these workloads (a
+    StatefulSet's named <name>-0 …, a Deployment's <name>-<n>), one candidate per declared container
+    port as role pod discovers them, that pass the job's selector and relabelling."""
+    (sd,) = job["kubernetes_sd_configs"]
+    assert sd["role"] == "pod" and sd["namespaces"] == {"names": ["meshforge"]}
+    (selector,) = sd["selectors"]
+    key, _, wanted = selector["label"].partition("=")
+    found = set()
+    for (kind, name), workload in docs.items():
+        if kind not in ("Deployment", "StatefulSet"):
+            continue
+        template = workload["spec"]["template"]
+        if template["metadata"]["labels"].get(key) != wanted:
+            continue
+        for index in range(workload["spec"]["replicas"]):
+            pod = f"{name}-{index}" if kind == "StatefulSet" else f"{name}-7d9f-{index}"
+            for port in container(workload).get("ports", []):
+                meta = {
+                    "__meta_kubernetes_pod_name": pod,
+                    "__meta_kubernetes_pod_phase": "Running",
+                    "__meta_kubernetes_pod_container_port_number": str(port["containerPort"]),
+                    **{
+                        "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9]", "_", label): value
+                        for label, value in template["metadata"]["labels"].items()
+                    },
+                }
+                labels = relabel(job["relabel_configs"], meta)
+                if labels is not None:
+                    found.add((labels["replica"], port["containerPort"]))
+    return found
+
+
+def test_the_dispatcher_declares_its_metrics_port_and_pins_it(
+    committed: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    dispatcher = committed[("Deployment", "dispatcher")]
+    port = field_default("dispatcher_metrics_port")
+    assert container(dispatcher)["ports"] == [{"name": "metrics", "containerPort": port}]
+    assert env(dispatcher)["MESHFORGE_DISPATCHER_METRICS_PORT"] == str(port)
+
+
+def test_prometheus_scrapes_every_pod_of_every_meshforge_workload(
+    committed: dict[tuple[str, str], dict[str, Any]], tmp_path: Path
+) -> None:
+    for docs, gpus in ((committed, 4), (parse(generated(tmp_path, "--flux-gpus", "2")), 2)):
+        jobs = scrape_jobs(docs)
+        assert set(jobs) == set(PROCESS_SETTINGS)  # the same jobs as the compose files: one dashboard
+        targets = {name: discovered(docs, job) for name, job in jobs.items()}
+        assert targets["flux-service"] == {(f"flux-{i}", 38120) for i in range(gpus)}
+        assert targets["reconstruction-service"] == {(f"reconstruction-{i}", 38130) for i in range(4)}
+        (dispatchers,) = [w for (kind, n), w in docs.items() if (kind, n) == ("Deployment", "dispatcher")]
+        assert {port for _, port in targets["dispatcher"]} == {field_default("dispatcher_metrics_port")}
+        assert len(targets["dispatcher"]) == dispatchers["spec"]["replicas"] == 2
+        for name, field in PORT_FIELDS.items():
+            job = name if name.endswith("-service") or name == "orchestrator" else f"{name}-service"
+            assert {port for _, port in targets[job]} == {field_default(field)}, job
+        # A pod that is not running is no target.
+        pending = {
+            "__meta_kubernetes_pod_label_app_kubernetes_io_name": "orchestrator",
+            "__meta_kubernetes_pod_container_port_number": "38100",
+            "__meta_kubernetes_pod_name": "orchestrator-7d9f-0",
+        }
+        assert relabel(
+            jobs["orchestrator"]["relabel_configs"], pending | {"__meta_kubernetes_pod_phase": "Running"}
+        )
+        assert (
+            relabel(
+                jobs["orchestrator"]["relabel_configs"], pending | {"__meta_kubernetes_pod_phase": "Pending"}
+            )
+            is None
+        )
+
+
+def test_prometheus_reads_the_token_from_the_secret_as_a_file(
+    committed: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    deployment = committed[("Deployment", "prometheus")]
+    spec = deployment["spec"]["template"]["spec"]
+    (secret_volume,) = [v for v in spec["volumes"] if "secret" in v]
+    assert secret_volume["secret"]["secretName"] == "meshforge-secrets"
+    (item,) = secret_volume["secret"]["items"]
+    assert item["key"] == "MESHFORGE_INTERNAL_TOKEN"
+    (token_mount,) = [m for m in container(deployment)["volumeMounts"] if m["name"] == secret_volume["name"]]
+    token_file = f"{token_mount['mountPath']}/{item['path']}"
+    for job in scrape_jobs(committed).values():
+        assert job["http_headers"] == {INTERNAL_TOKEN_HEADER: {"files": [token_file]}}
+    assert "env" not in container(deployment) and "envFrom" not in container(deployment)
+    assert ("Secret", "meshforge-secrets") not in committed
+
+
+def test_prometheus_keeps_its_data_on_a_claim_and_may_list_the_namespaces_pods(
+    committed: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    deployment = committed[("Deployment", "prometheus")]
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}  # one TSDB, one writer
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    claim_name = volumes["data"]["persistentVolumeClaim"]["claimName"]
+    claim = committed[("PersistentVolumeClaim", claim_name)]["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"] and claim["resources"]["requests"]["storage"] == "20Gi"
+    args = container(deployment)["args"]
+    assert "--storage.tsdb.retention.time=15d" in args and "--storage.tsdb.path=/prometheus" in args
+    config_dir = next(m for m in container(deployment)["volumeMounts"] if m["name"] == "config")["mountPath"]
+    assert f"--config.file={config_dir}/prometheus.yml" in args
+    assert volumes["config"]["configMap"]["name"] == "prometheus-config"
+    # A changed configuration changes the pod template, so applying it restarts Prometheus.
+    text = committed[("ConfigMap", "prometheus-config")]["data"]["prometheus.yml"]
+    annotations = spec["template"]["metadata"]["annotations"]
+    assert annotations["meshforge/prometheus-config-sha256"] == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert container(deployment)["image"] == prometheus_config.IMAGE
+    assert container(deployment)["readinessProbe"]["httpGet"]["path"] == "/-/ready"
+    # Its own account, allowed to watch the pods of this namespace, nothing else.
+    assert spec["template"]["spec"]["serviceAccountName"] == "prometheus"
+    assert committed[("Role", "prometheus")]["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+    ]
+    binding = committed[("RoleBinding", "prometheus")]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "prometheus",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "meshforge"}]
+    assert ("ServiceAccount", "prometheus") in committed
+    (port,) = committed[("Service", "prometheus")]["spec"]["ports"]
+    assert port["port"] == 9090 and "clusterIP" not in committed[("Service", "prometheus")]["spec"]

@@ -8,6 +8,7 @@ nothing here needs port 80, root's nginx, or touches the system's nginx.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from meshforge.internal_token import internal_headers
 from tests.fleet import Fleet, free_port, wait_until
 from tests.ui import serve_ui
 
@@ -201,6 +203,44 @@ def test_health_through_nginx(nginx: Nginx, fleet: Fleet) -> None:
     assert response.headers["content-type"].startswith("application/json")
     assert isinstance(response.json(), dict)
     assert f"/health 200 127.0.0.1:{orchestrator_port(fleet)}" in nginx.log("access.log")
+
+
+def raw_get(server: Nginx, path: str, token: str) -> tuple[int, bytes]:
+    """GET ``path`` exactly as written (no client-side normalisation): the status and the body."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    headers = "".join(f"{name}: {value}\r\n" for name, value in internal_headers(token).items())
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n{headers}Connection: close\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request.encode("ascii"))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_the_orchestrators_metrics_are_not_served_through_nginx(nginx: Nginx, fleet: Fleet) -> None:
+    # The orchestrator serves them, to a fleet caller (Prometheus scrapes the container itself) ...
+    token = fleet.env.get("MESHFORGE_INTERNAL_TOKEN", "")
+    direct = httpx.get(f"{fleet.api}/metrics", headers=internal_headers(token), timeout=10)
+    assert direct.status_code == 200 and "meshforge_" in direct.text
+    # ... and nginx answers them as an unknown path, spelt any way it normalises to /metrics, without
+    # passing the request on (no upstream in its log); everything else still goes through. Sent as
+    # raw request lines: an HTTP client would normalise some of these paths itself.
+    hidden = ("/metrics", "/metrics?format=text", "/%6Detrics", "//metrics", "/3d/../metrics")
+    for path in hidden:
+        status, body = raw_get(nginx, path, token)
+        assert status == 404, path
+        assert json.loads(body) == {"detail": "Not Found", "code": "http_error"}, path
+    # With a slash, the orchestrator redirects to /metrics (which nginx hides): no metrics either.
+    status, body = raw_get(nginx, "/metrics/", token)
+    assert status in (307, 404) and b"meshforge_" not in body
+    with nginx.client() as client:
+        assert client.get("/health").status_code == 200
+    # The log's lines are "$request_uri $status $upstream_addr": none of these went upstream.
+    logged = [line.split(" ", 2) for line in nginx.log("access.log").splitlines()]
+    upstreams = {uri: upstream for uri, _, upstream in logged if uri in hidden}
+    assert upstreams == dict.fromkeys(hidden, "-")
 
 
 def test_json_is_gzipped(nginx: Nginx) -> None:
