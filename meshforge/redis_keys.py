@@ -63,6 +63,9 @@ def upload(upload_id: str) -> str:
 JOBS_ENDED = "3d:jobs:ended"
 """Sorted set of finished (completed, failed, cancelled) job ids, scored by when they ended: retention."""
 
+WEBHOOKS_DUE = "3d:webhooks:due"
+"""Sorted set of the ended jobs whose webhook is to be delivered, scored by when (orchestrator.webhooks)."""
+
 RETENTION_LOCK = "3d:retention:lock"
 """Held (SET NX PX) by the one dispatcher sweeping expired jobs and files at a time."""
 

@@ -115,6 +115,15 @@ class JobOptions(BaseModel):
     height_m: float | None = Field(
         default=None, gt=0, le=10_000, description="Scale the asset to this height in metres"
     )
+    webhook_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description=(
+            "Where to POST the status record, signed, when the job ends (completed, failed or "
+            "cancelled): an https URL of a public host (README: Webhooks)"
+        ),
+    )
 
     @field_validator("seed", "target_faces", mode="before")
     @classmethod
@@ -180,6 +189,24 @@ class StageRecord(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class WebhookState(StrEnum):
+    pending = "pending"  # the job has not ended, or a delivery is due (again)
+    delivered = "delivered"  # a receiver answered 2xx
+    failed = "failed"  # every attempt failed; nothing more is sent
+
+
+class WebhookDelivery(BaseModel):
+    """How the job's webhook went: its delivery id is in every attempt's headers."""
+
+    state: WebhookState
+    delivery_id: str | None = None
+    attempts: int = 0
+    last_status_code: int | None = Field(default=None, description="The receiver's last HTTP status")
+    last_error: str | None = Field(default=None, description="Why the last attempt failed")
+    delivered_at: float | None = None
+    next_attempt_at: float | None = None
+
+
 class JobStatus(BaseModel):
     job_id: str
     kind: str
@@ -197,6 +224,7 @@ class JobStatus(BaseModel):
         default_factory=dict, description="Per-stage backend, timing, details"
     )
     attempts: int = 0
+    webhook: WebhookDelivery | None = Field(default=None, description="Only for a job with a webhook_url")
 
 
 class JobList(BaseModel):

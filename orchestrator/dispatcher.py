@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from meshforge.http import ReplicaPool, make_client
 from meshforge.logging import configure_logging, job_context
 from meshforge.metrics import start_metrics_server
+from meshforge.outbound import OutboundClient
 from meshforge.schemas import JobState
 from meshforge.settings import DispatcherSettings, settings_or_exit
 from orchestrator.jobs import TERMINAL, Claim, JobStore
@@ -33,6 +34,7 @@ from orchestrator.queue import ReliableQueue
 from orchestrator.retention import Sweeper
 from orchestrator.retrying import until_redis_answers
 from orchestrator.stages import replica_urls
+from orchestrator.webhooks import WebhookDeliverer
 
 log = logging.getLogger("dispatcher")
 REDIS_RETRY_SECONDS = 1.0
@@ -53,6 +55,13 @@ class Dispatcher:
         self._orphans: set[str] = set()  # listed but held by no slot at the last reconciliation
         self.metrics = self.runner.metrics  # orchestrator/metrics.py
         self.metrics.slots.set(settings.dispatcher_concurrency)
+        self.webhooks = (  # orchestrator/webhooks.py: off without a secret to sign with
+            WebhookDeliverer(
+                redis, settings, OutboundClient(allowed_networks=settings.outbound_allowed_networks)
+            )
+            if settings.webhook_secret
+            else None
+        )
 
     async def run(self) -> None:
         await until_redis_answers(self.queue.register, "register")
@@ -64,11 +73,13 @@ class Dispatcher:
             "dispatcher %s taking jobs, %d at a time", self.worker_id, self.settings.dispatcher_concurrency
         )
         slots = [asyncio.create_task(self._slot()) for _ in range(self.settings.dispatcher_concurrency)]
-        housekeeping = asyncio.create_task(self._housekeeping())
+        background = [asyncio.create_task(self._housekeeping())]
+        if self.webhooks is not None:
+            background.append(asyncio.create_task(self.webhooks.run()))
         await self._stopping.wait()
-        for task in [*slots, housekeeping]:
+        for task in [*slots, *background]:
             task.cancel()
-        await asyncio.gather(*slots, housekeeping, return_exceptions=True)
+        await asyncio.gather(*slots, *background, return_exceptions=True)
         released = await self.queue.release(TERMINAL)
         count_requeued("released", released)
         log.info("dispatcher stopped; %d unfinished job(s) handed back to the queue", released)

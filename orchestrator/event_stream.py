@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
@@ -30,28 +29,27 @@ from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
 
 from meshforge import redis_keys as keys
-from meshforge.errors import InvalidInput, NotFound
+from meshforge.errors import NotFound
 from meshforge.schemas import JobId, JobState, JobStatus
 from meshforge.service import documented_errors as errors
 from orchestrator.auth import CallerDep, check_job_access
 from orchestrator.events import JobEvents
-from orchestrator.jobs import JobStore, public_stages
+from orchestrator.jobs import JobStore
+from orchestrator.records import public_stages
 
 KEEPALIVE_SECONDS = 15.0
 PAGE = 100
-_EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
-
-
-def check_last_event_id(value: str | None) -> str | None:
-    """The ``Last-Event-ID`` a client sent back: an id this server gave (``<ms>-<seq>``), or none."""
-    if value is None or value == "":
-        return None
-    if not _EVENT_ID.match(value):
-        raise InvalidInput(
-            "Last-Event-ID: not an event id this server sent (they look like 1733234400000-0); "
-            "reconnect without it to start from the beginning"
-        )
-    return value
+EVENT_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"  # a Redis stream entry id, as every event's id is
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "One Server-Sent Event; `data` is a JSON object",
+    "properties": {
+        "event": {"type": "string", "enum": ["state", "progress", "stage", "end"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
+    },
+    "required": ["event", "data"],
+}
 
 
 @dataclass(frozen=True)
@@ -179,7 +177,7 @@ router = APIRouter()
     responses={
         **errors(401, 403, 404, 422),
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
             "description": (
                 "Server-Sent Events: `state`, `progress`, `stage`, then `end` with the status record"
             ),
@@ -194,7 +192,7 @@ async def job_events(
         str | None,
         Header(
             alias="Last-Event-ID",
-            max_length=41,
+            pattern=EVENT_ID_PATTERN,
             description="The `id` of the last event received: the stream resumes after it",
         ),
     ] = None,
@@ -204,10 +202,9 @@ async def job_events(
     store: JobStore = request.app.state.jobs
     await check_job_access(store, caller, job_id)
     await store.api_key(job_id)  # a 404 for a job that does not exist, before the stream starts
-    resume_after = check_last_event_id(last_event_id)
     stream = JobEventStream(request.app.state.redis, store, request.app.state.events)
     return StreamingResponse(
-        stream.frames(job_id, resume_after),
+        stream.frames(job_id, last_event_id),
         media_type="text/event-stream",
         # nginx passes the events on as they come instead of buffering them (X-Accel-Buffering).
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

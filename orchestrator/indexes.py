@@ -83,6 +83,9 @@ local function mf_reindex(job, old_state)
     if MF_TERMINAL[state] then
       local t = redis.call('TIME')  -- Redis's clock: every dispatcher's sweeper reads the same one
       redis.call('ZADD', {keys.JOBS_ENDED!r}, t[1] .. '.' .. string.format('%06d', t[2]), job_id)
+      if redis.call('HGET', job, 'webhook_state') == 'pending' then  -- orchestrator/webhooks.py
+        redis.call('ZADD', {keys.WEBHOOKS_DUE!r}, 'NX', t[1] .. '.' .. string.format('%06d', t[2]), job_id)
+      end
     end
   end
   redis.call('PUBLISH', channel, state or '')

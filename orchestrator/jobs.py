@@ -19,9 +19,15 @@ from redis.typing import EncodableT, FieldT
 
 from meshforge import redis_keys as keys
 from meshforge.errors import Conflict, NotFound
-from meshforge.schemas import TERMINAL_STATES, JobState, JobStatus, StageRecord
+from meshforge.schemas import (
+    TERMINAL_STATES,
+    JobState,
+    JobStatus,
+    StageRecord,
+    WebhookState,
+)
 from orchestrator.indexes import HISTORY_LENGTH, REINDEX_LUA, state_index
-from orchestrator.public import output_name, stored_detail
+from orchestrator.records import to_status
 
 TERMINAL = [s.value for s in TERMINAL_STATES]
 # Every script below that writes a state is registered with REINDEX_LUA in front: its mf_reindex call
@@ -151,6 +157,8 @@ class JobStore:
             "owner": "",
             "api_key": api_key,
         }
+        if request.get("webhook_url"):  # delivered when the job ends (orchestrator/webhooks.py)
+            record |= {"webhook_url": request["webhook_url"], "webhook_state": WebhookState.pending.value}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.job(job_id), mapping=record)
             pipe.zadd(keys.JOBS_BY_TIME, {job_id: now})
@@ -263,34 +271,3 @@ class JobStore:
     async def is_still_mine(self, job_id: str, worker_id: str) -> bool:
         owner, state = await self.redis.hmget(keys.job(job_id), ["owner", "state"])
         return owner == worker_id and state not in TERMINAL
-
-
-def to_status(record: dict[str, str]) -> JobStatus:
-    job_id = record["job_id"]
-    state = JobState(record["state"])
-    asset_path = output_name(record.get("asset_path"))
-    stages = public_stages(record.get("stages"))
-    return JobStatus(
-        job_id=job_id,
-        kind=record.get("kind", ""),
-        state=state,
-        message=record.get("message", ""),
-        asset_path=asset_path,
-        download_url=f"/3d/download/{job_id}" if state == JobState.completed else None,
-        preview_path=output_name(record.get("preview_path")),
-        preview_url=f"/3d/preview/{job_id}" if record.get("preview_path") else None,
-        progress=int(float(record.get("progress") or 0)),
-        created_at=float(record["created_at"]),
-        updated_at=float(record["updated_at"]),
-        request=json.loads(record.get("request") or "{}"),
-        stages=stages,
-        attempts=int(record.get("attempts") or 0),
-    )
-
-
-def public_stages(stored: str | None) -> dict[str, StageRecord]:
-    """The ``stages`` field of a job's record (or history entry), as the API shows it."""
-    return {
-        name: StageRecord(**{**value, "detail": stored_detail(value.get("detail") or {})})
-        for name, value in json.loads(stored or "{}").items()
-    }

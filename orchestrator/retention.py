@@ -62,6 +62,7 @@ for i = 2, #ARGV do
     redis.call('DEL', job, {lua_key(keys.job_history, "job_id")})
     redis.call('ZREM', {keys.JOBS_BY_TIME!r}, job_id)
     redis.call('ZREM', {keys.JOBS_ENDED!r}, job_id)
+    redis.call('ZREM', {keys.WEBHOOKS_DUE!r}, job_id)
     if state then redis.call('ZREM', {lua_key(keys.jobs_in_state, "state")}, job_id) end
     if api_key and api_key ~= '' then
       redis.call('ZREM', {lua_key(keys.jobs_of, "api_key")}, job_id)

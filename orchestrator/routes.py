@@ -40,6 +40,7 @@ from orchestrator.jobs import JobStore, new_job_id
 from orchestrator.metrics import CANCELLED, JOBS_FINISHED, api_metrics
 from orchestrator.quotas import Quotas
 from orchestrator.uploads import check_image_paths, check_view_count, store_uploads
+from orchestrator.webhooks import check_webhook_url
 
 router = APIRouter()
 
@@ -92,6 +93,8 @@ async def _submit(
 ) -> JobCreated:
     """Create the job, or, for an Idempotency-Key seen before with the same request, answer its first
     job again (orchestrator/idempotency.py)."""
+    if body.webhook_url is not None:
+        check_webhook_url(body.webhook_url, request.app.state.settings)
     if idempotency_key is None:
         _fix_seed(body)
         return _created(await _create(request, caller, kind, body.model_dump(mode="json", **dump)))

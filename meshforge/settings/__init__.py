@@ -30,6 +30,7 @@ from meshforge.settings.shared import (
     StageUrls,
     TierProfile,
     TierSettings,
+    WebhookSettings,
 )
 from meshforge.settings.stages import FluxSettings, ImageSettings, PostprocessSettings, ReconstructionSettings
 
@@ -94,6 +95,7 @@ __all__ = [
     "TierProfile",
     "TierSettings",
     "UrlList",
+    "WebhookSettings",
     "describe_settings_error",
     "env_names",
     "field_default",

@@ -13,10 +13,11 @@ from meshforge.settings.shared import (
     OutboundSettings,
     StageUrls,
     TierSettings,
+    WebhookSettings,
 )
 
 
-class OrchestratorSettings(CommonSettings, StageUrls, ImageLimitsSettings, OutboundSettings):
+class OrchestratorSettings(CommonSettings, StageUrls, ImageLimitsSettings, OutboundSettings, WebhookSettings):
     """`python -m orchestrator`: the public API, its limits, API keys and quotas, uploads."""
 
     orchestrator_port: int = Field(default=38100, description="Public API port")
@@ -70,7 +71,9 @@ class OrchestratorSettings(CommonSettings, StageUrls, ImageLimitsSettings, Outbo
     )
 
 
-class DispatcherSettings(CommonSettings, StageUrls, ClientTimeouts, TierSettings):
+class DispatcherSettings(
+    CommonSettings, StageUrls, ClientTimeouts, TierSettings, OutboundSettings, WebhookSettings
+):
     """`python -m orchestrator.dispatcher`: jobs at once, leases, delivery guarantees, retention."""
 
     dispatcher_concurrency: int = Field(

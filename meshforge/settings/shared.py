@@ -2,7 +2,8 @@
 
 Which process reads which group: ``StageUrls`` the orchestrator (stage health) and the dispatcher,
 ``FluxUrls`` (a part of it) image-service too; ``ClientTimeouts`` and ``TierSettings`` the dispatcher
-and image-service; ``ImageLimitsSettings`` and ``OutboundSettings`` the orchestrator and image-service.
+and image-service; ``ImageLimitsSettings`` the orchestrator and image-service; ``OutboundSettings`` those
+two and the dispatcher (webhooks); ``WebhookSettings`` the orchestrator and the dispatcher.
 """
 
 from __future__ import annotations
@@ -152,9 +153,38 @@ class OutboundSettings(SettingsGroup):
     outbound_allowed_networks: AllowedNetworks = Field(
         default=(),
         description=(
-            "Networks that `image_urls` may reach although they are not public (JSON list or "
-            'comma-separated CIDRs, e.g. `["10.1.2.0/24"]`); empty: only public internet addresses. Give '
-            "the orchestrator and image-service the same value "
+            "Networks that `image_urls` and webhook URLs may reach although they are not public (JSON "
+            'list or comma-separated CIDRs, e.g. `["10.1.2.0/24"]`); empty: only public internet addresses. '
+            "Give the orchestrator, image-service and dispatchers the same value "
             "([security](docs/security.md#outbound-fetches-image-urls))"
         ),
+    )
+
+
+class WebhookSettings(SettingsGroup):
+    """Webhook deliveries (orchestrator/webhooks.py): the orchestrator checks `webhook_url` with them,
+    the dispatcher delivers."""
+
+    webhook_secret: str = Field(
+        default="",
+        description=(
+            "HMAC-SHA256 key that signs every webhook delivery (give it to whoever verifies them), e.g. "
+            "`openssl rand -hex 32`, the same on the orchestrator and dispatchers; empty: no webhooks, "
+            "a `webhook_url` is refused ([webhooks](README.md#webhooks))"
+        ),
+    )
+    webhook_allow_http: bool = Field(
+        default=False,
+        description="Accept `http://` webhook URLs, not only `https://` (the payload travels unencrypted)",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Deliveries tried per job before the webhook counts as failed"
+    )
+    webhook_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Wait before the second attempt, doubled for each next one (at most an hour)",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long one delivery waits for the receiver's answer"
     )
