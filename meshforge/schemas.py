@@ -207,6 +207,19 @@ class WebhookDelivery(BaseModel):
     next_attempt_at: float | None = None
 
 
+class ViewKind(StrEnum):
+    view = "view"  # one of the views the reconstruction used, normalised (docs/views.md)
+    sheet = "sheet"  # the turnaround sheet the views were cut from, when they were drawn as one
+
+
+class JobView(BaseModel):
+    """An image the job made or used on its way to the mesh, served at ``url``."""
+
+    name: str = Field(examples=["00-front.png"])
+    kind: ViewKind
+    url: str = Field(examples=["/3d/views/0123456789abcdef0123456789abcdef/00-front.png"])
+
+
 class JobStatus(BaseModel):
     job_id: str
     kind: str
@@ -225,6 +238,9 @@ class JobStatus(BaseModel):
     )
     attempts: int = 0
     webhook: WebhookDelivery | None = Field(default=None, description="Only for a job with a webhook_url")
+    views: list[JobView] = Field(
+        default_factory=list, description="The views (and sheet) of the image stage, once it has run"
+    )
 
 
 class JobList(BaseModel):

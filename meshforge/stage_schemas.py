@@ -102,6 +102,10 @@ class ImagesResult(StageAnswer):
     image_paths: list[str]
     views: list[str]
 
+    def recorded_detail(self) -> dict[str, Any]:
+        # The views' files, which the status record lists for the API to serve (GET /3d/views/…).
+        return {**self.detail, "image_paths": list(self.image_paths)}
+
 
 # Images per /generate/batch request; flux-service splits them into pipeline calls of flux_max_batch.
 MAX_FLUX_BATCH = 32

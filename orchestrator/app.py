@@ -18,7 +18,7 @@ from meshforge.internal_token import require_internal_token
 from meshforge.service import error_response, service_app
 from meshforge.settings import OrchestratorSettings, load_settings
 from meshforge.storage import Storage
-from orchestrator import event_stream
+from orchestrator import event_stream, file_routes
 from orchestrator.auth import load_keys
 from orchestrator.events import JobEvents
 from orchestrator.idempotency import IdempotencyKeys
@@ -80,6 +80,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
     require_internal_token(app, "orchestrator", settings.internal_token, only=frozenset({"/metrics"}))
     app.include_router(router)
     app.include_router(event_stream.router)
+    app.include_router(file_routes.router)
     app.add_exception_handler(RedisConnectionError, _redis_unreachable)
     app.add_exception_handler(RedisTimeoutError, _redis_unreachable)
     return app

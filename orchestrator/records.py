@@ -4,8 +4,17 @@ public schemas, with storage paths relative (orchestrator/public.py)."""
 from __future__ import annotations
 
 import json
+import re
 
-from meshforge.schemas import JobState, JobStatus, StageRecord, WebhookDelivery, WebhookState
+from meshforge.schemas import (
+    JobState,
+    JobStatus,
+    JobView,
+    StageRecord,
+    ViewKind,
+    WebhookDelivery,
+    WebhookState,
+)
 from orchestrator.public import output_name, stored_detail
 
 
@@ -30,6 +39,7 @@ def to_status(record: dict[str, str]) -> JobStatus:
         stages=stages,
         attempts=int(record.get("attempts") or 0),
         webhook=webhook_delivery(record),
+        views=job_views(job_id, stages),
     )
 
 
@@ -60,3 +70,36 @@ def public_stages(stored: str | None) -> dict[str, StageRecord]:
         name: StageRecord(**{**value, "detail": stored_detail(value.get("detail") or {})})
         for name, value in json.loads(stored or "{}").items()
     }
+
+
+VIEW_NAME = re.compile(r"^\d{2}-[a-z]+(-[a-z]+)*\.png$")  # 00-front.png … 07-front-left.png
+SHEET_NAME = "sheet.png"
+
+
+def job_views(job_id: str, stages: dict[str, StageRecord]) -> list[JobView]:
+    """The image stage's views and sheet, as the record names them: only files in the job's own
+    folders (``inputs/jobs/<id>/views/``, ``…/generated/sheet.png``), by name, never a path."""
+    images = stages.get(JobState.generating_images.value)
+    if images is None:
+        return []
+    folder = f"inputs/jobs/{job_id}"
+    found = [
+        JobView(name=name, kind=ViewKind.view, url=view_url(job_id, name))
+        for path in images.detail.get("image_paths") or []
+        if isinstance(path, str)
+        and path.startswith(f"{folder}/views/")
+        and VIEW_NAME.match(name := path.rpartition("/")[2])
+    ]
+    if images.detail.get("sheet_path") == f"{folder}/generated/{SHEET_NAME}":
+        found.append(JobView(name=SHEET_NAME, kind=ViewKind.sheet, url=view_url(job_id, SHEET_NAME)))
+    return found
+
+
+def view_url(job_id: str, name: str) -> str:
+    return f"/3d/views/{job_id}/{name}"
+
+
+def view_file(job_id: str, name: str) -> str:
+    """The file of a listed view, relative to inputs/."""
+    folder = "generated" if name == SHEET_NAME else "views"
+    return f"jobs/{job_id}/{folder}/{name}"

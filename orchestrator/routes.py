@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile
-from fastapi.responses import FileResponse
 
-from meshforge.errors import Conflict, InvalidInput, NotFound
 from meshforge.outbound import precheck_url
 from meshforge.schemas import (
     FromImageRequest,
@@ -20,12 +17,10 @@ from meshforge.schemas import (
     JobOptions,
     JobState,
     JobStatus,
-    OutputFormat,
     UploadResponse,
     random_seed,
 )
 from meshforge.service import documented_errors as errors
-from meshforge.storage import Storage
 from orchestrator.auth import (
     Caller,
     CallerDep,
@@ -44,13 +39,6 @@ from orchestrator.webhooks import check_webhook_url
 
 router = APIRouter()
 
-MEDIA_TYPES = {
-    ".glb": "model/gltf-binary",
-    ".obj.zip": "application/zip",
-    ".fbx": "application/octet-stream",
-    ".stl": "model/stl",
-    ".usdz": "model/vnd.usdz+zip",
-}
 MAX_WAIT_SECONDS = 120.0
 MAX_OFFSET = 1_000_000_000  # Redis range indexes are 64-bit: a larger offset was a 500 (found by fuzzing)
 
@@ -203,52 +191,6 @@ async def status(
     # Woken by the job's end event, not by polling (orchestrator/events.py).
     events: JobEvents = request.app.state.events
     return await events.wait_for_end(job_id, wait, lambda: store.get(job_id))
-
-
-@router.get(
-    "/3d/download/{job_id}",
-    tags=["jobs"],
-    response_class=FileResponse,
-    responses=errors(401, 403, 404, 409),
-)
-async def download(job_id: JobId, request: Request, caller: CallerDep) -> FileResponse:
-    await check_job_access(_store(request), caller, job_id)
-    job = await _store(request).get(job_id)
-    path = _finished_file(request, job, job.asset_path, "asset", "downloaded")
-    suffix = OutputFormat(job.request["output_format"]).asset_suffix
-    return FileResponse(path, media_type=MEDIA_TYPES[suffix], filename=f"{job_id}{suffix}")
-
-
-@router.get(
-    "/3d/preview/{job_id}",
-    tags=["jobs"],
-    response_class=FileResponse,
-    responses=errors(401, 403, 404, 409),
-)
-async def preview(job_id: JobId, request: Request, caller: CallerDep) -> FileResponse:
-    """A PNG preview of the finished asset."""
-    await check_job_access(_store(request), caller, job_id)
-    job = await _store(request).get(job_id)
-    path = _finished_file(request, job, job.preview_path, "preview", "fetched")
-    return FileResponse(path, media_type="image/png", filename=f"{job_id}.png")
-
-
-def _finished_file(request: Request, job: JobStatus, path: str | None, what: str, verb: str) -> Path:
-    """A file a completed job left behind: 409 before completion, 404 once it is gone from disk.
-
-    The record names it relative to outputs/ (older records: an absolute path inside outputs/)."""
-    if job.state != JobState.completed or not path:
-        raise Conflict(
-            f"job {job.job_id} is {job.state.value}; its {what} can be {verb} once it is completed"
-        )
-    storage: Storage = request.app.state.storage
-    try:
-        resolved = storage.inside(storage.outputs, path, what=what)
-    except InvalidInput:
-        resolved = None
-    if resolved is None or not resolved.is_file():
-        raise NotFound(f"the {what} of job {job.job_id} is no longer on disk")
-    return resolved
 
 
 @router.get("/3d/jobs", response_model=JobList, tags=["jobs"], responses=errors(401))
