@@ -266,6 +266,23 @@ def test_a_whole_job_through_nginx(nginx: Nginx, tmp_path: Path) -> None:
     assert "content-encoding" not in asset.headers
 
 
+def test_live_events_pass_through_nginx_as_they_happen(nginx: Nginx) -> None:
+    with nginx.client() as client:
+        job_id = client.post("/3d/generate", json={"prompt": "a red cube", "quality_tier": "high"}).json()[
+            "job_id"
+        ]
+        with client.stream("GET", f"/3d/events/{job_id}", timeout=60) as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            assert "content-encoding" not in events.headers
+            lines = events.iter_lines()
+            first = [next(lines) for _ in range(3)]
+            # The first event arrived while the job still ran: nginx buffered nothing.
+            assert client.get(f"/3d/status/{job_id}").json()["state"] != "completed"
+            rest = list(lines)
+    assert first[1] == "event: state"
+    assert "event: end" in rest
+
+
 def noise_png(size: int = 1024) -> bytes:
     """A PNG of random pixels: incompressible, so over 1 MiB (nginx's default body limit)."""
     pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
