@@ -130,12 +130,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen
 
 def test_curl_examples_run_verbatim_and_produce_assets(stack: subprocess.Popen, tmp_path: Path) -> None:
     _, examples = readme_blocks()
-    # The examples read inputs/ relative to the checkout; run them elsewhere so their files land in tmp.
+    # The examples read inputs/ and run .venv/bin/meshforge relative to the checkout; run them elsewhere
+    # so their files land in tmp.
     (tmp_path / "inputs").symlink_to(REPO / "inputs")
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
     script = "set -euo pipefail\n" + "\n".join(examples)
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert_valid_glb(tmp_path / "red-cube.glb")
+    assert_valid_glb(tmp_path / "cube.glb")  # written by the meshforge CLI
     with zipfile.ZipFile(tmp_path / "from-views.obj.zip") as bundle:
         assert sorted(Path(name).suffix for name in bundle.namelist()) == [".mtl", ".obj", ".png"]
     assert result.stdout.count('"state":"completed"') >= 2
