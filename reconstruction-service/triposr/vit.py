@@ -4,7 +4,9 @@ Why our own ViT and not ``transformers.ViTModel``: the published checkpoint uses
 (``encoder.layer.N.attention.attention.query``...), which transformers 5.x renamed, and 5.x resizes the
 position embeddings to an exact ``size=`` while 4.35 (like DINO) uses ``scale_factor=(n + 0.1) / N``.
 The two give different triplanes (~1e-3), so a translation layer would load the weights but not
-reproduce the model. This module is the forward pass of 4.35's ViTModel, nothing more.
+reproduce the model. This module is the forward pass of 4.35's ViTModel, plus one option InstantMesh
+needs: its encoder is the same DINO ViT with camera modulation (``modulated=True``: an
+``adaLN_modulation`` per layer shifts and scales both LayerNorm outputs) and without the pooler.
 """
 
 from __future__ import annotations
@@ -107,41 +109,56 @@ class Dense(nn.Module):
         self.dense = nn.Linear(size_in, size_out)
 
 
+def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN: one shift and scale per image, broadcast over its tokens."""
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
 class Layer(nn.Module):
-    def __init__(self, cfg: ViTConfig) -> None:
+    def __init__(self, cfg: ViTConfig, modulated: bool = False) -> None:
         super().__init__()
         self.attention = Attention(cfg)
         self.intermediate = Dense(cfg.hidden_size, cfg.intermediate_size)
         self.output = Dense(cfg.intermediate_size, cfg.hidden_size)
         self.layernorm_before = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.layernorm_after = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        if modulated:
+            # SiLU → Linear(hidden, 4·hidden): the checkpoint names the Linear ``adaLN_modulation.1``.
+            self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cfg.hidden_size, 4 * cfg.hidden_size))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.layernorm_before(x))
-        hidden = F.gelu(self.intermediate.dense(self.layernorm_after(x)))
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        if condition is None:
+            x = x + self.attention(self.layernorm_before(x))
+            hidden = F.gelu(self.intermediate.dense(self.layernorm_after(x)))
+            return x + self.output.dense(hidden)
+        shift_attn, scale_attn, shift_mlp, scale_mlp = self.adaLN_modulation(condition).chunk(4, dim=1)
+        x = x + self.attention(_modulate(self.layernorm_before(x), shift_attn, scale_attn))
+        hidden = F.gelu(self.intermediate.dense(_modulate(self.layernorm_after(x), shift_mlp, scale_mlp)))
         return x + self.output.dense(hidden)
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg: ViTConfig) -> None:
+    def __init__(self, cfg: ViTConfig, modulated: bool = False) -> None:
         super().__init__()
-        self.layer = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.layer = nn.ModuleList(Layer(cfg, modulated) for _ in range(cfg.num_hidden_layers))
 
 
 class DinoViT(nn.Module):
-    """``ViTModel(config)`` of transformers 4.35 (pooler included, no mask token)."""
+    """``ViTModel(config)`` of transformers 4.35 (no mask token). ``pooler``: TripoSR's checkpoint holds
+    the pooler's weights (never read), InstantMesh's has none. ``modulated``: InstantMesh's adaLN layers,
+    which then need a ``condition`` (B, hidden) per image."""
 
-    def __init__(self, cfg: ViTConfig) -> None:
+    def __init__(self, cfg: ViTConfig, *, pooler: bool = True, modulated: bool = False) -> None:
         super().__init__()
         self.embeddings = Embeddings(cfg)
-        self.encoder = Encoder(cfg)
+        self.encoder = Encoder(cfg, modulated)
         self.layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        # TripoSR never reads the pooled output, but the checkpoint holds the pooler's weights.
-        self.pooler = Dense(cfg.hidden_size, cfg.hidden_size)
+        if pooler:
+            self.pooler = Dense(cfg.hidden_size, cfg.hidden_size)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised pixels (B, 3, H, W) → last_hidden_state (B, 1 + patches, hidden), CLS first."""
         x = self.embeddings(pixels)
         for layer in self.encoder.layer:
-            x = layer(x)
+            x = layer(x, condition)
         return self.layernorm(x)
