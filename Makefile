@@ -27,11 +27,14 @@ typecheck: install
 format: install
 	.venv/bin/ruff format .
 
-# The benchmarks' full runs (about 7 minutes on 2 CPU cores; on a GPU, FLUX and TripoSR at full size with
-# random weights). Each has a quick case (its docstring; tests/test_benchmarks.py runs them all).
+# The benchmarks' full runs (about 7 minutes on 2 CPU cores, and about 10 more for the throughput ones,
+# control_plane and pipelining; on a GPU, FLUX and TripoSR at full size with random weights). Each has a
+# quick case (its docstring; tests/test_benchmarks.py and tests/test_throughput_benchmarks.py run them).
 bench: install
 	.venv/bin/python -m benchmarks.pipeline
 	.venv/bin/python -m benchmarks.postprocess
 	.venv/bin/python -m benchmarks.view_consistency
 	.venv/bin/python -m benchmarks.flux
 	.venv/bin/python -m benchmarks.triposr
+	.venv/bin/python -m benchmarks.control_plane
+	.venv/bin/python -m benchmarks.pipelining

@@ -13,6 +13,8 @@ Without a GPU it times the tiny test pipeline on the CPU instead (loaded from di
 The lower bound is the transformer's matrix-multiply FLOPs (counted from the architecture, see
 ``transformer_flops``) over the GPU's dense bf16 peak; text encoders and the VAE are left out of the
 bound but not out of the measured time, which is why a second column times the transformer alone.
+
+``measure(args)`` returns the rows for a caller (``python -m benchmarks.gpu`` runs it with ``SUITE_ARGS``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import argparse
 import platform
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchmarks.gpu import Measured
 
 # The published configs of FLUX.1-schnell's components (transformer/config.json and friends).
 FLUX1_TRANSFORMER: dict[str, Any] = {
@@ -244,16 +249,30 @@ def time_case(backend: Any, clock: TransformerClock, size: int, batch: int, step
     return Row(size, batch, (time.perf_counter() - started) / images, clock.seconds() / images, 0.0, None)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.flux", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", help="square sizes (GPU: 512 1024; CPU: 64 128)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak (default: by name)")
     parser.add_argument("--cpu", action="store_true", help="the tiny CPU pipeline even when a GPU is there")
-    args = parser.parse_args()
+    return parser
 
+
+# What `python -m benchmarks.gpu` runs of this benchmark (its own options), by device and --quick. The
+# GPU run is the full default one (about a minute of timing after the build on an H100-class GPU).
+SUITE_ARGS: dict[str, list[str]] = {
+    "cuda": [],
+    "cuda-quick": ["--sizes", "512", "--batches", "1", "--steps", "1", "--repeats", "1"],
+    "cpu": ["--cpu"],
+    "cpu-quick": ["--cpu", "--sizes", "64", "--batches", "1", "--steps", "1", "--repeats", "1"],
+}
+
+
+def measure(args: argparse.Namespace, on_row: Callable[[Row], None] | None = None) -> Measured:
+    """Time every size × batch of ``args`` (build_parser's options); ``on_row`` sees each row as it is
+    measured, so a caller that stops the run early keeps the rows so far."""
     import torch
 
     cuda = torch.cuda.is_available() and not args.cpu
@@ -296,34 +315,52 @@ def main() -> None:
                 )
                 row.bound_seconds = row.tflop_per_image / peak if peak else None
                 rows.append(row)
-    print_table(rows, name, peak, args.steps, text_tokens, cuda)
-
-
-def print_table(
-    rows: list[Row], device: str, peak: float | None, steps: int, text_tokens: int, cuda: bool
-) -> None:
+                if on_row:
+                    on_row(row)
     model = "FLUX.1-schnell, full size, random bf16 weights" if cuda else "tiny random FLUX pipeline, float32"
-    print(f"device: {device}; {model}; {steps} steps; {text_tokens} text tokens")
-    print(
+    header = f"device: {name}; {model}; {args.steps} steps; {text_tokens} text tokens\n" + (
         f"bf16 dense peak: {peak} TFLOPS\n"
         if peak
         else "bf16 peak: unknown, no lower bound (--peak-tflops)\n"
     )
-    print(
-        "| size | batch | s/image | transformer s/image | transformer TFLOP/image | bound s/image "
-        "| × bound | transformer × bound |"
+    footer = (
+        ""
+        if cuda
+        else "\nGPU figures pending: no GPU here. On a GPU this benchmark runs FLUX.1-schnell at full size."
     )
-    print("|---|---|---|---|---|---|---|---|")
+    meta = {
+        "device": name,
+        "model": model,
+        "steps": args.steps,
+        "text_tokens": text_tokens,
+        "peak_tflops": peak,
+    }
+    return Measured(header=header, rows=rows, meta=meta, footer=footer)
+
+
+def table(rows: Sequence[Row]) -> str:
+    lines = [
+        "| size | batch | s/image | transformer s/image | transformer TFLOP/image | bound s/image "
+        "| × bound | transformer × bound |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         bound = f"{r.bound_seconds:.3f}" if r.bound_seconds else "n/a"
         ratio = f"{r.seconds_per_image / r.bound_seconds:.2f}" if r.bound_seconds else "n/a"
         t_ratio = f"{r.transformer_seconds_per_image / r.bound_seconds:.2f}" if r.bound_seconds else "n/a"
-        print(
+        lines.append(
             f"| {r.size}² | {r.batch} | {r.seconds_per_image:.3f} | {r.transformer_seconds_per_image:.3f} | "
             f"{r.tflop_per_image:.4g} | {bound} | {ratio} | {t_ratio} |"
         )
-    if not cuda:
-        print("\nGPU figures pending: no GPU here. On a GPU this benchmark runs FLUX.1-schnell at full size.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    measured = measure(build_parser().parse_args(argv))
+    print(measured.header)
+    print(table(measured.rows))
+    if measured.footer:
+        print(measured.footer)
 
 
 if __name__ == "__main__":
