@@ -3,7 +3,8 @@
 A stage is a list of base URLs. A call goes to the next replica in turn; a replica that answers
 `busy` (503 with the code ``busy``: working on another job) or gives no answer at all (any httpx
 transport error: refused, reset, timed out, a broken response) is skipped for this round, and when
-every replica was busy or down the call waits a little and goes round again until the stage deadline.
+every replica was busy or down the call waits until another call of this process ends (or a little,
+at most) and goes round again until the stage deadline.
 Any other error answer, a 503 with another code included, is the stage's own error: it is turned back
 into the typed error the service raised, so its message reaches the job.
 """
@@ -11,6 +12,7 @@ into the typed error the service raised, so its message reaches the job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -23,6 +25,7 @@ from meshforge.errors import ERRORS_BY_CODE, BackendError, MeshforgeError, Servi
 from meshforge.internal_token import internal_headers
 
 T = TypeVar("T", bound=BaseModel)
+JSON = {"Content-Type": "application/json"}
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +67,7 @@ class ReplicaPool:
         self._turn = itertools.cycle(range(len(self.urls)))
         self._deadline_seconds = deadline_seconds
         self._retry_seconds = retry_seconds
+        self._freed = asyncio.Event()
 
     def _round(self) -> list[str]:
         start = next(self._turn)
@@ -77,13 +81,22 @@ class ReplicaPool:
     ) -> tuple[T, str]:
         """POST to a free replica; returns the parsed answer and the replica that gave it."""
         deadline = time.monotonic() + self._deadline_seconds
-        payload = body.model_dump(mode="json")
+        payload = body.model_dump_json().encode()
+        try:
+            return await self._post(path, payload, response_model, deadline)
+        finally:
+            self._freed.set()  # a replica this process used is free again: wake the calls waiting
+            self._freed = asyncio.Event()
+
+    async def _post(
+        self, path: str, payload: bytes, response_model: type[T], deadline: float
+    ) -> tuple[T, str]:
         while True:
             busy: list[str] = []
             down: list[str] = []
             for base in self._round():
                 try:
-                    response = await self._client.post(base + path, json=payload)
+                    response = await self._client.post(base + path, content=payload, headers=JSON)
                 except httpx.TransportError as exc:
                     # Refused, reset, timed out (connect, write, read, pool), or a broken answer: the
                     # replica gave none. Trying again (another replica, or this one later) is safe:
@@ -110,7 +123,10 @@ class ReplicaPool:
                     f"no {self.stage} replica could take the job within {self._deadline_seconds:.0f} s "
                     f"({len(busy)} busy, {len(down)} unreachable or not answering)"
                 )
-            await asyncio.sleep(self._retry_seconds)
+            # Every replica busy: try again once a call of this process frees one, or after the pause
+            # (a replica may be busy with another dispatcher's work, which no call here announces).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), self._retry_seconds)
 
     async def health(self) -> dict[str, dict[str, Any]]:
         """Each replica's /health answer, or the reason it gave none."""

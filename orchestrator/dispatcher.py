@@ -138,7 +138,8 @@ class Dispatcher:
             log.info("job %s: started", job_id)
             try:
                 with self.metrics.running.track_inprogress():
-                    await self.runner.run(job_id)
+                    if await self.runner.run(job_id):
+                        return  # its end was written by the script that also took it off the list
             except Exception:
                 log.exception("job %s: the runner failed; the reconciliation will requeue it", job_id)
                 return

@@ -92,10 +92,11 @@ def changes(job_id: str, before: Snapshot | None, after: Snapshot) -> list[tuple
             found.append(
                 ("stage", {"job_id": job_id, "stage": name, "record": record.model_dump(mode="json")})
             )
+    # A stage's record is written with the next stage's start: the end is told before the start.
     if before is None or before.state != after.state:
-        found.insert(0, ("state", summary))
+        found.append(("state", summary))
     elif (before.progress, before.message) != (after.progress, after.message):
-        found.insert(0, ("progress", summary))
+        found.append(("progress", summary))
     return found
 
 

@@ -29,7 +29,8 @@ MEDIA_TYPES = {
     ".stl": "model/stl",
     ".usdz": "model/vnd.usdz+zip",
 }
-VIEW_PATTERN = r"^(\d{2}-[a-z]+(-[a-z]+)*|sheet)\.png$"  # what orchestrator.records lists: views, the sheet
+# What orchestrator.records lists: views, the sheet, the reconstruction backend's own (Zero123++) views.
+VIEW_PATTERN = r"^(\d{2}-[a-z]+(-[a-z]+)*|sheet|zero123-\d)\.png$"
 
 
 @router.get(
@@ -90,7 +91,8 @@ async def view(
     request: Request,
     caller: CallerDep,
 ) -> FileResponse:
-    """A view (or the sheet) the job's image stage made, as listed in its record's `views`."""
+    """A view (or the sheet) the job's image stage made, or one its reconstruction backend drew (InstantMesh's
+    Zero123++ views), as listed in its record's `views`."""
     await check_job_access(_store(request), caller, job_id)
     job = await _store(request).get(job_id)
     if name not in {listed.name for listed in job.views}:

@@ -23,7 +23,6 @@ from meshforge.schemas import (
     TERMINAL_STATES,
     JobState,
     JobStatus,
-    StageRecord,
     WebhookState,
 )
 from orchestrator.indexes import HISTORY_LENGTH, REINDEX_LUA, state_index
@@ -249,14 +248,13 @@ class JobStore:
         )
 
     async def enter_stage(
-        self, job_id: str, worker_id: str, state: JobState, message: str, progress: int
+        self, job_id: str, worker_id: str, state: JobState, message: str, progress: int, **fields: Any
     ) -> bool:
-        return await self.update(job_id, worker_id, state=state.value, message=message, progress=progress)
-
-    async def record_stage(self, job_id: str, worker_id: str, stage: JobState, record: StageRecord) -> bool:
-        stages = json.loads((await self.raw(job_id)).get("stages") or "{}")
-        stages[stage.value] = record.model_dump()
-        return await self.update(job_id, worker_id, stages=json.dumps(stages))
+        """Move the job into a stage's state; ``fields`` go in the same fenced write (the runner
+        passes the stage records it holds, so recording a stage costs no round trip of its own)."""
+        return await self.update(
+            job_id, worker_id, state=state.value, message=message, progress=progress, **fields
+        )
 
     async def cancel(self, job_id: str) -> None:
         previous = await self._cancel(

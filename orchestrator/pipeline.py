@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from meshforge.errors import MeshforgeError
 from meshforge.http import ReplicaPool
@@ -26,6 +27,7 @@ from orchestrator.abandon import abandon_in_background
 from orchestrator.jobs import JobStore
 from orchestrator.metrics import BEFORE_STAGES, COMPLETED, DEADLINE, dispatcher_metrics
 from orchestrator.public import PublicView, output_name
+from orchestrator.records import to_status
 from orchestrator.retrying import REDIS_UNREACHABLE, until_redis_answers
 from orchestrator.stages import STAGES, VIEW_CONSUMER, JobContext, Stage, final_asset, tier_of
 from orchestrator.view_plan import ViewPlanner
@@ -49,6 +51,27 @@ class JobDeadlineExceeded(MeshforgeError):
 
 # Each stage service's replica pool, by the service's name (orchestrator.stages.Stage.service).
 StagePools = Mapping[str, ReplicaPool]
+WATCH_SECONDS = 0.25  # how often a running stage checks that its job is still this dispatcher's
+
+
+class StageLog:
+    """The job's stage records (as stored), kept by the runner so that a finished stage's record
+    rides on the next write it makes anyway (the next stage's start, or the job's end)."""
+
+    def __init__(self, stored: dict[str, Any]) -> None:
+        self._stages = stored
+        self._dirty = False
+
+    def add(self, state: JobState, record: StageRecord) -> None:
+        self._stages[state.value] = record.model_dump()
+        self._dirty = True
+
+    def unwritten(self) -> dict[str, str]:
+        """The fields to write with the next update: the stages, if any changed since."""
+        if not self._dirty:
+            return {}
+        self._dirty = False
+        return {"stages": json.dumps(self._stages)}
 
 
 class JobRunner:
@@ -72,20 +95,24 @@ class JobRunner:
         self._deadlines: dict[str, float] = {}  # job id -> time.monotonic() by which it must end
         self.metrics = dispatcher_metrics()  # orchestrator/metrics.py
 
-    async def run(self, job_id: str) -> None:
+    async def run(self, job_id: str) -> bool:
+        """Run the job to its end; True when this run wrote that end (which also took the id off the
+        processing list), False when the job stopped being this dispatcher's on the way."""
         limit = self.settings.job_deadline_seconds
         self._deadlines[job_id] = time.monotonic() + limit if limit > 0 else math.inf
         try:
             with job_context(job_id):  # every log line of this job's run names it (meshforge.logging)
-                await self._run(job_id)
+                return await self._run(job_id)
         finally:
             self._deadlines.pop(job_id, None)
 
-    async def _run(self, job_id: str) -> None:
+    async def _run(self, job_id: str) -> bool:
         # Every Redis call waits an outage out (orchestrator/retrying.py): a job is never failed, nor
         # dropped, because Redis restarted. Once Redis is back its fenced writes go on, or are
         # refused if the job was reaped meanwhile and is another dispatcher's now.
-        record = await self._redis(job_id, "read", lambda: self.store.get(job_id))
+        raw = await self._redis(job_id, "read", lambda: self.store.raw(job_id))
+        record = to_status(raw)
+        stage_log = StageLog(json.loads(raw.get("stages") or "{}"))
         if record.attempts > 1:
             await self._stop_earlier_attempt(job_id)
         else:
@@ -103,18 +130,20 @@ class JobRunner:
             )
             for stage in STAGES:
                 failure = stage.failure
-                job.answers[stage.state] = await self._stage(job, stage)
-            await self._finish(job_id, final_asset(job), created_at)
+                job.answers[stage.state] = await self._stage(job, stage, stage_log)
+            await self._finish(job_id, final_asset(job), created_at, stage_log)
+            return True
         except OwnershipLost:
             log.info("job %s: stopped, it was cancelled or taken over", job_id)
+            return False
         except MeshforgeError as exc:
             reason = DEADLINE if isinstance(exc, JobDeadlineExceeded) else failure
-            await self._fail(job_id, f"{failure}: {exc.message}", reason, created_at)
+            return await self._fail(job_id, f"{failure}: {exc.message}", reason, created_at, stage_log)
         except Exception:
             # The exception's text may hold internal addresses and paths: the log gets it, not the job.
             log.exception("job %s: unexpected error", job_id)
             message = f"{failure}: internal error; see the dispatcher log (job {job_id})"
-            await self._fail(job_id, message, failure, created_at)
+            return await self._fail(job_id, message, failure, created_at, stage_log)
 
     async def _stop_earlier_attempt(self, job_id: str) -> None:
         """A retried job may still have work running from the attempt of a dispatcher that stalled or
@@ -126,15 +155,18 @@ class JobRunner:
     async def _redis(self, job_id: str, what: str, call: Callable[[], Awaitable[T]]) -> T:
         return await until_redis_answers(call, f"job {job_id}: {what}")
 
-    async def _stage(self, job: JobContext, stage: Stage) -> StageAnswer:
+    async def _stage(self, job: JobContext, stage: Stage, stage_log: StageLog) -> StageAnswer:
         job_id = job.job_id
         if time.monotonic() >= self._deadlines.get(job_id, math.inf):
             raise JobDeadlineExceeded(self.settings.job_deadline_seconds)
         call = await stage.build(job, stage.output(job))
+        recorded = stage_log.unwritten()  # the previous stage's record goes with this write
         entered = await self._redis(
             job_id,
             "enter stage",
-            lambda: self.store.enter_stage(job_id, self.worker_id, stage.state, call.message, stage.progress),
+            lambda: self.store.enter_stage(
+                job_id, self.worker_id, stage.state, call.message, stage.progress, **recorded
+            ),
         )
         if not entered:
             raise OwnershipLost
@@ -154,13 +186,7 @@ class JobRunner:
             finished_at=time.time(),
             detail=self.public.detail(detail),
         )
-        recorded = await self._redis(
-            job_id,
-            "record stage",
-            lambda: self.store.record_stage(job_id, self.worker_id, stage.state, record),
-        )
-        if not recorded:
-            raise OwnershipLost
+        stage_log.add(stage.state, record)  # written with the next stage's start, or the job's end
         return result
 
     async def _until_cancelled(self, job_id: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -190,13 +216,15 @@ class JobRunner:
     async def _watch(self, job_id: str, stop: asyncio.Event) -> None:
         """Returns when the job is no longer this dispatcher's, or when asked to stop; raises
         JobDeadlineExceeded once the job has run past its deadline."""
-        while await self._still_mine(job_id):
+        # The first look comes after one interval: entering the stage has just proved ownership, and
+        # a stage that answers sooner costs no Redis command here.
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_SECONDS)
+            if stop.is_set() or not await self._still_mine(job_id):
+                return
             if time.monotonic() >= self._deadlines.get(job_id, math.inf):
                 raise JobDeadlineExceeded(self.settings.job_deadline_seconds)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.25)
-            if stop.is_set():
-                return
 
     async def _still_mine(self, job_id: str) -> bool:
         try:
@@ -207,8 +235,11 @@ class JobRunner:
             log.warning("job %s: cannot check ownership, Redis unreachable (%s)", job_id, exc)
             return True
 
-    async def _finish(self, job_id: str, asset: PostprocessResponse, created_at: float) -> None:
+    async def _finish(
+        self, job_id: str, asset: PostprocessResponse, created_at: float, stage_log: StageLog
+    ) -> None:
         fields = {
+            **stage_log.unwritten(),
             "progress": 100,
             "preview_path": output_name(asset.preview_path) or "",
             "asset_path": output_name(asset.asset_path),
@@ -225,14 +256,18 @@ class JobRunner:
             raise OwnershipLost
         self.metrics.finished(JobState.completed, COMPLETED, time.time() - created_at)
 
-    async def _fail(self, job_id: str, message: str, reason: str, created_at: float) -> None:
+    async def _fail(
+        self, job_id: str, message: str, reason: str, created_at: float, stage_log: StageLog
+    ) -> bool:
         """End the job ``failed``; ``reason`` is the metrics' short label (orchestrator/metrics.py)."""
         log.warning("job %s failed: %s", job_id, message)
         message = self.public.text(message)
+        recorded = stage_log.unwritten()
         failed = await self._redis(
             job_id,
             "fail",
-            lambda: self.store.finish(job_id, self.worker_id, JobState.failed, message=message),
+            lambda: self.store.finish(job_id, self.worker_id, JobState.failed, message=message, **recorded),
         )
         if failed:  # refused: the job was cancelled or taken over meanwhile, and ended elsewhere
             self.metrics.finished(JobState.failed, reason, time.time() - created_at)
+        return bool(failed)

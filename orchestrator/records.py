@@ -74,11 +74,13 @@ def public_stages(stored: str | None) -> dict[str, StageRecord]:
 
 VIEW_NAME = re.compile(r"^\d{2}-[a-z]+(-[a-z]+)*\.png$")  # 00-front.png … 07-front-left.png
 SHEET_NAME = "sheet.png"
+GENERATED_NAME = re.compile(r"^zero123-\d\.png$")  # InstantMesh's six Zero123++ views, zero123-0.png …
 
 
 def job_views(job_id: str, stages: dict[str, StageRecord]) -> list[JobView]:
-    """The image stage's views and sheet, as the record names them: only files in the job's own
-    folders (``inputs/jobs/<id>/views/``, ``…/generated/sheet.png``), by name, never a path."""
+    """The image stage's views and sheet, and the views the reconstruction backend drew itself, as the
+    record names them: only files in the job's own folders (``inputs/jobs/<id>/views/``,
+    ``…/generated/sheet.png``, ``…/generated/zero123-<k>.png``), by name, never a path."""
     images = stages.get(JobState.generating_images.value)
     if images is None:
         return []
@@ -92,6 +94,15 @@ def job_views(job_id: str, stages: dict[str, StageRecord]) -> list[JobView]:
     ]
     if images.detail.get("sheet_path") == f"{folder}/generated/{SHEET_NAME}":
         found.append(JobView(name=SHEET_NAME, kind=ViewKind.sheet, url=view_url(job_id, SHEET_NAME)))
+    reconstruction = stages.get(JobState.reconstructing_3d.value)
+    drawn = reconstruction.detail.get("generated_views") if reconstruction is not None else None
+    found += [
+        JobView(name=name, kind=ViewKind.generated, url=view_url(job_id, name))
+        for path in (drawn if isinstance(drawn, list) else [])
+        if isinstance(path, str)
+        and path.startswith(f"{folder}/generated/")
+        and GENERATED_NAME.match(name := path.rpartition("/")[2])
+    ]
     return found
 
 
@@ -101,5 +112,5 @@ def view_url(job_id: str, name: str) -> str:
 
 def view_file(job_id: str, name: str) -> str:
     """The file of a listed view, relative to inputs/."""
-    folder = "generated" if name == SHEET_NAME else "views"
+    folder = "generated" if name == SHEET_NAME or GENERATED_NAME.match(name) else "views"
     return f"jobs/{job_id}/{folder}/{name}"

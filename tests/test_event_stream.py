@@ -69,8 +69,10 @@ def test_a_reconnect_with_last_event_id_resumes_after_that_event(api: httpx.Clie
     first_with_id = next(i for i, e in enumerate(everything) if e.id is not None)
     resumed = read_events(api, job_id, everything[first_with_id].id)
     assert [(e.name, e.data) for e in resumed] == [(e.name, e.data) for e in everything[first_with_id + 1 :]]
-    last_before_end = [e for e in everything[:-1] if e.id is not None][-1]
-    assert [e.name for e in read_events(api, job_id, last_before_end.id)] == ["end"]
+    last = max(i for i, e in enumerate(everything[:-1]) if e.id is not None)
+    # After the last id before the end: the last stage's record, written with the end, then the end.
+    assert [e.name for e in read_events(api, job_id, everything[last].id)] == ["stage", "end"]
+    assert [e.name for e in everything[last + 1 :]] == ["stage", "end"]
 
 
 def test_a_cancelled_job_ends_its_stream_as_cancelled(api: httpx.Client) -> None:

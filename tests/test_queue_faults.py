@@ -27,6 +27,7 @@ from meshforge.http import ReplicaPool
 from meshforge.schemas import JobState
 from meshforge.stage_schemas import ReconstructRequest, ReconstructResponse, StageAnswer
 from orchestrator.jobs import Claim, JobStore
+from orchestrator.pipeline import StageLog
 from orchestrator.queue import ReliableQueue
 from orchestrator.stages import JobContext, Stage
 from tests.faults import (
@@ -191,8 +192,8 @@ def test_every_stage_is_sent_its_output_paths_in_the_storage_layout(
     [
         ("store", "claim", False),  # the claim never reached Redis
         ("store", "claim", True),  # the claim ran, its answer was lost
-        ("store", "get", False),  # the runner's first read (it used to sit outside any try)
-        ("queue", "settle", False),  # the last call of a job that ended
+        ("store", "raw", False),  # the runner's first read (it used to sit outside any try)
+        ("store", "finish", True),  # the job's end was written, its answer lost
     ],
 )
 def test_a_redis_error_after_blmove_does_not_lose_the_job(
@@ -467,10 +468,10 @@ def test_an_unexpected_error_fails_the_job_without_its_internal_text(
 
         real_stage = dispatcher.runner._stage
 
-        async def broken(job: JobContext, stage: Stage) -> StageAnswer:
+        async def broken(job: JobContext, stage: Stage, stage_log: StageLog) -> StageAnswer:
             if stage.state is JobState.reconstructing_3d:
                 raise RuntimeError("cannot open /srv/meshforge/cache/x on 10.1.2.3")
-            return await real_stage(job, stage)
+            return await real_stage(job, stage, stage_log)
 
         dispatcher.runner._stage = broken  # type: ignore[method-assign]
         job_id = await store.create("prompt", REQUEST)
