@@ -130,7 +130,7 @@ def _render_and_save(
     images = []
     for job, image, target in zip(jobs, rendered.images, targets, strict=True):
         png = encode_png(image)
-        atomic_write_bytes(target, png)
+        atomic_write_bytes(target, png, durable=False)  # an intermediate: a rerun draws it again
         b64 = base64.b64encode(png).decode() if return_b64 else None
         images.append(FluxImage(image_path=str(target), image_b64=b64, seed=job.seed))
     return _Drawn(images, rendered)

@@ -210,7 +210,7 @@ async def _normalised(
     paths = []
     for index, (rgba, view) in enumerate(zip(normalised, views, strict=True)):
         target = folder / "views" / f"{index:02d}-{view}.png"
-        atomic_write_bytes(target, encode_png(Image.fromarray(rgba, mode="RGBA")))
+        atomic_write_bytes(target, encode_png(Image.fromarray(rgba, mode="RGBA")), durable=False)
         paths.append(str(target))
     return ImagesResult(
         image_paths=paths,

@@ -81,7 +81,7 @@ async def _sheet(
     if posed:
         answers = await _per_view(drawer, prompt, views, layout.cell, lambda _: seed, folder)
         sheet = compose([_open(a) for a in answers], layout)
-        atomic_write_bytes(target, encode_png(sheet))  # never half a sheet under its name
+        atomic_write_bytes(target, encode_png(sheet), durable=False)  # never half a sheet under its name
         how = "composed from posed renders, one per cell"
     else:
         width, height = layout.size

@@ -116,24 +116,27 @@ def disk_full_as_error(name: str) -> Iterator[None]:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> Path:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> Path:
     """Write via a temporary file in the same folder and rename it, so readers never see half a file.
 
     ``mode`` is applied because mkstemp's private 0600 would hide the file from the other services. A
     full disk raises ``StorageFull``; the temporary file is removed and ``path`` keeps what it held.
+    ``durable=False`` skips the fsync, for a job's intermediate files: after a crash the job runs
+    again and writes them anew, so they need not survive one, and the fsync cost each job up to ms.
     """
     with disk_full_as_error(path.name):
-        return _atomic_write_bytes(path, data, mode)
+        return _atomic_write_bytes(path, data, mode, durable)
 
 
-def _atomic_write_bytes(path: Path, data: bytes, mode: int) -> Path:
+def _atomic_write_bytes(path: Path, data: bytes, mode: int, durable: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         with commit_point():  # a cancelled job's file never appears (meshforge.cancellation)
             os.replace(tmp, path)
