@@ -10,7 +10,7 @@ reconstruction extras need that the machine lacks (never torch: the machine's ow
 driver), then the project itself from this checkout. scripts/gpu_wheels.py builds such a folder.
 
 Then it runs each model backend benchmark of ``BENCHMARKS`` (FLUX.1 and TripoSR at full size with random
-weights on a GPU; InstantMesh once benchmarks/instantmesh.py exists), each in a process of its own so
+weights on a GPU, and InstantMesh: Zero123++ and the LRM), each in a process of its own so
 that its GPU memory is freed after it and a run over its time budget can be stopped, keeping the rows it
 had measured. What each one runs is its own options, its ``SUITE_ARGS`` for the device and --quick. The
 JSON (machine, install, every benchmark's status, rows and table) is rewritten after each benchmark, so a

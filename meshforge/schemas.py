@@ -210,6 +210,7 @@ class WebhookDelivery(BaseModel):
 class ViewKind(StrEnum):
     view = "view"  # one of the views the reconstruction used, normalised (docs/views.md)
     sheet = "sheet"  # the turnaround sheet the views were cut from, when they were drawn as one
+    generated = "generated"  # a view the reconstruction backend drew itself (InstantMesh's Zero123++ views)
 
 
 class JobView(BaseModel):

@@ -31,7 +31,7 @@ from meshforge.settings import ReconstructionSettings, load_settings
 from meshforge.stage_schemas import ReconstructRequest, ReconstructResponse
 from meshforge.storage import Storage, atomic_write_bytes
 from reconstruction_service.backends import load_backend
-from reconstruction_service.backends.base import Reconstructor
+from reconstruction_service.backends.base import DrawsViews, Reconstructor
 
 SERVICE = "reconstruction-service"
 MESH_FORMATS = ("glb", "obj", "ply")
@@ -74,9 +74,18 @@ async def reconstruct_mesh(body: ReconstructRequest, request: Request) -> Recons
     # Views come from the image stage (inputs/) or a cache; the mesh goes to cache/ only.
     paths = [storage.shared_file(path, (storage.inputs, storage.cache)) for path in body.image_paths]
     target = _target(storage, body)
+    folder = _generated_folder(storage, body, target)
     started = time.monotonic()
     mesh, detail = await state.runner.run(
-        _run, state.backend, paths, views, body.resolution, target, job_id=body.job_id, request=request
+        _run,
+        state.backend,
+        paths,
+        views,
+        body.resolution,
+        target,
+        folder,
+        job_id=body.job_id,
+        request=request,
     )
     return ReconstructResponse(
         mesh_path=str(target),
@@ -89,10 +98,18 @@ async def reconstruct_mesh(body: ReconstructRequest, request: Request) -> Recons
 
 
 def _run(
-    backend: Reconstructor, paths: list[Path], views: list[CanonicalView], resolution: int, target: Path
+    backend: Reconstructor,
+    paths: list[Path],
+    views: list[CanonicalView],
+    resolution: int,
+    target: Path,
+    folder: Path,
 ) -> tuple[trimesh.Trimesh, dict[str, Any]]:
     images = [_load_rgba(path) for path in paths]
-    mesh, detail = backend.reconstruct(images, views, resolution)
+    if isinstance(backend, DrawsViews):
+        mesh, detail = backend.reconstruct_keeping_views(images, views, resolution, folder)
+    else:
+        mesh, detail = backend.reconstruct(images, views, resolution)
     encoded = mesh.export(file_type=target.suffix.lstrip("."))
     atomic_write_bytes(target, encoded if isinstance(encoded, bytes) else str(encoded).encode())
     return mesh, detail
@@ -115,6 +132,14 @@ def _views(body: ReconstructRequest) -> list[CanonicalView]:
 def _target(storage: Storage, body: ReconstructRequest) -> Path:
     path = storage.shared_file(body.output_path, (storage.cache,))
     return path.with_suffix(f".{body.output_format}")
+
+
+def _generated_folder(storage: Storage, body: ReconstructRequest, target: Path) -> Path:
+    """Where a backend that draws views of its own keeps them: beside the image stage's in the job's
+    folder (inputs/jobs/<id>/generated/, listed in the job's record), or beside the mesh without a job."""
+    if body.job_id is not None:
+        return storage.job_inputs(body.job_id) / "generated"
+    return target.with_name(f"{target.stem}-generated")
 
 
 def _load_rgba(path: Path) -> np.ndarray:

@@ -36,6 +36,7 @@ CASES = {
         ("--cpu", "--sizes", "64", "--batches", "1", "--steps", "1", "--repeats", "1"), 1, "| 64² | 1 |"
     ),
     "triposr": Case(("--cpu", "--runs", "1", "--resolutions", "32"), 1, "| 32 | float32 | 65536 |"),
+    "instantmesh": Case(("--cpu", "--runs", "1", "--steps", "1"), 1, "| 1 | float32 | float32 |"),
     "image_memory": Case(("--size", "64"), 3, "| 7000×7000 PNG"),
 }
 LINES = {"job_listing": ("--counts", "10,30")}  # prints a line per count, no table

@@ -93,6 +93,8 @@ def test_list_shows_every_model_with_its_licence_size_and_destination(tmp_path: 
     assert licences["triposr"] == "MIT"
     assert licences["matting"] == "Apache-2.0"
     assert "bria-rmbg-1.4" in licences["rmbg"] and "non-commercial" in licences["rmbg"]
+    assert licences["instantmesh"] == "Apache-2.0"
+    assert licences["zero123plus"].startswith("CC-BY-NC-4.0") and "commercial" in licences["zero123plus"]
     assert "goes to: models/matting/u2net.onnx" in done.stdout
     assert f"models/ is {tmp_path / 'models'}" in done.stdout
 
@@ -105,6 +107,17 @@ def test_the_script_names_what_the_default_settings_look_for() -> None:
     assert ReconstructionSettings.model_fields["triposr_model"].default == dm.DEFAULT_TRIPOSR_MODEL
     triposr = pytest.importorskip("reconstruction_service.triposr.model")
     assert (triposr.CONFIG_FILE, triposr.WEIGHTS_FILE) == dm.TRIPOSR_FILES
+    pytest.importorskip("diffusers")
+    from reconstruction_service.instantmesh import model as lrm
+    from reconstruction_service.instantmesh import zero123plus_loading as zero123plus
+
+    assert (lrm.WEIGHTS_FILE, zero123plus.FINETUNED_UNET_FILE) == dm.INSTANTMESH_FILES
+    assert (zero123plus.INSTANTMESH_REPO, zero123plus.ZERO123PLUS_REPO) == (
+        dm.INSTANTMESH_REPO,
+        dm.ZERO123PLUS_REPO,
+    )
+    assert zero123plus.MODEL_INDEX == dm.ZERO123PLUS_INDEX
+    assert {f"{name}/*" for name in zero123plus.COMPONENTS} <= set(dm.ZERO123PLUS_FILES)
 
 
 def test_a_download_states_licence_and_size_before_it_starts(tmp_path: Path) -> None:
@@ -262,6 +275,21 @@ FAKE_REPOS = {
         "README.md": b"#",
     },
     "briaai/RMBG-1.4": {"onnx/model.onnx": b"onnx", "onnx/model_quantized.onnx": b"q", "README.md": b"#"},
+    "TencentARC/InstantMesh": {
+        "instant_mesh_large.ckpt": b"lrm",
+        "diffusion_pytorch_model.bin": b"unet",
+        "instant_mesh_base.ckpt": b"a variant the backend does not read",
+        "instant_nerf_large.ckpt": b"another",
+        "README.md": b"#",
+    },
+    "sudo-ai/zero123plus-v1.2": {
+        "model_index.json": b'{"_class_name": "Zero123PlusPipeline"}',
+        "unet/config.json": b"{}",
+        "unet/diffusion_pytorch_model.safetensors": b"unet",
+        "vae/config.json": b"{}",
+        "feature_extractor_vae/preprocessor_config.json": b"{}",
+        "ComfyUI_00034_.png": b"an example picture",
+    },
 }
 
 
@@ -298,6 +326,34 @@ def test_hub_downloads_land_where_the_services_look(tmp_path: Path) -> None:
     checked = run("--check", env={**env, **backends}, cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count("present") == 3
+
+
+def test_instantmesh_and_zero123plus_are_checked_together_and_land_where_the_backend_looks(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    env = clean_env(MESHFORGE_DATA_DIR=str(data), MESHFORGE_RECONSTRUCTION_BACKEND="instantmesh")
+    missing = run("--check", env=env, cwd=tmp_path)
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert "MESHFORGE_RECONSTRUCTION_BACKEND=instantmesh: MISSING" in missing.stdout
+    assert "model TencentARC/InstantMesh not found" in missing.stdout
+    assert "model sudo-ai/zero123plus-v1.2 not found" in missing.stdout
+    assert "fix: scripts/download-models instantmesh zero123plus\n" in missing.stdout
+    with serve_fake_hub(FAKE_REPOS) as hub:
+        fetched_env = {**env, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
+        done = run("instantmesh", "zero123plus", env=fetched_env, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "licence: Apache-2.0" in done.stdout and "licence: CC-BY-NC-4.0" in done.stdout
+    assert hub.fetched("TencentARC/InstantMesh") == {*dm.INSTANTMESH_FILES, "README.md"}
+    assert "ComfyUI_00034_.png" not in hub.fetched("sudo-ai/zero123plus-v1.2")
+    checked = run("--check", env=env, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("present in") == 2
+    # the backend's own lookup, with the default settings, finds the same folders
+    backend = pytest.importorskip("reconstruction_service.backends.instantmesh")
+    lrm_folder, pipeline_folder = backend.locate_models(ReconstructionSettings(data_dir=data))
+    assert (lrm_folder / "instant_mesh_large.ckpt").read_bytes() == b"lrm"
+    assert (pipeline_folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == b"unet"
 
 
 def test_a_gated_model_without_a_token_says_how_to_get_access(tmp_path: Path) -> None:

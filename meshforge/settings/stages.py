@@ -137,12 +137,15 @@ class FluxSettings(CommonSettings):
 
 class ReconstructionSettings(CommonSettings):
     """`python -m reconstruction_service`: the reconstruction backend; TripoSR from the published
-    stabilityai/TripoSR files (config.yaml + model.ckpt) under models/."""
+    stabilityai/TripoSR files (config.yaml + model.ckpt), or InstantMesh from TencentARC/InstantMesh and
+    sudo-ai/zero123plus-v1.2, under models/."""
 
     reconstruction_service_port: int = Field(default=38130, description="Port of reconstruction-service")
     reconstruction_backend: str = Field(
         default="visual_hull",
-        description="Reconstruction backend: `visual_hull` or `triposr` ([backends](docs/backends.md))",
+        description=(
+            "Reconstruction backend: `visual_hull`, `triposr` or `instantmesh` ([backends](docs/backends.md))"
+        ),
     )
     triposr_model: str = Field(
         default="stabilityai/TripoSR",
@@ -167,6 +170,60 @@ class ReconstructionSettings(CommonSettings):
         default=256, ge=16, le=1024, description="Marching-cubes grid (in both quality tiers)"
     )
     triposr_mc_threshold: float = Field(default=25.0, description="Marching-cubes density threshold")
+
+    # InstantMesh (docs/instantmesh.md#the-backend): Zero123++ v1.2 draws six views, the LRM makes the mesh.
+    instantmesh_model_path: Path | None = Field(
+        default=None,
+        description=(
+            "A plain folder holding InstantMesh's `instant_mesh_large.ckpt` and fine-tuned UNet "
+            "`diffusion_pytorch_model.bin`, instead of `TencentARC/InstantMesh` under `models/` (relative "
+            "paths are under `models/`) ([InstantMesh](docs/instantmesh.md#the-backend))"
+        ),
+    )
+    zero123plus_model_path: Path | None = Field(
+        default=None,
+        description=(
+            "A plain folder holding the Zero123++ v1.2 pipeline (diffusers layout), instead of "
+            "`sudo-ai/zero123plus-v1.2` under `models/` (relative paths are under `models/`)"
+        ),
+    )
+    instantmesh_device: str = Field(
+        default="auto", description="As `MESHFORGE_FLUX_DEVICE`, for Zero123++ and the InstantMesh model both"
+    )
+    zero123plus_dtype: str = Field(
+        default="auto",
+        description=(
+            "Zero123++'s models: `auto` is float16 on a GPU (as upstream's run.py) and float32 on the CPU; "
+            "or `bfloat16`, `float16`, `float32`"
+        ),
+    )
+    instantmesh_dtype: str = Field(
+        default="auto",
+        description=(
+            "The InstantMesh model's transformers: `auto` is float32 (as upstream); `bfloat16` or `float16` "
+            "run them under autocast. Mesh extraction is always float32"
+        ),
+    )
+    zero123plus_steps: int = Field(
+        default=75,
+        ge=1,
+        le=200,
+        description=(
+            "Zero123++ denoising steps (75 as upstream's run.py; 28, its pipeline's default, is faster); a "
+            "cancelled job stops between two"
+        ),
+    )
+    zero123plus_guidance: float = Field(
+        default=4.0, ge=1.0, le=20.0, description="Zero123++ classifier-free guidance (1: none)"
+    )
+    instantmesh_chunk_size: int = Field(
+        default=262_144,
+        ge=1024,
+        description=(
+            "Points per query of the SDF and colour heads during mesh extraction (lower it to save GPU "
+            "memory)"
+        ),
+    )
 
 
 class PostprocessSettings(CommonSettings):

@@ -26,5 +26,13 @@ def _triposr(settings: ReconstructionSettings) -> Reconstructor:
     return TripoSR(settings)
 
 
+@BACKENDS.register("instantmesh")
+def _instantmesh(settings: ReconstructionSettings) -> Reconstructor:
+    # Imported here: it imports torch, diffusers and transformers, which the CPU-only stack does not install.
+    from reconstruction_service.backends.instantmesh import InstantMesh
+
+    return InstantMesh(settings)
+
+
 def load_backend(settings: ReconstructionSettings) -> Reconstructor:
     return BACKENDS.load(settings.reconstruction_backend, settings)
