@@ -59,26 +59,50 @@ def view_agreement(silhouettes: list[np.ndarray], views: tuple[CanonicalView, ..
     cameras = [camera_for(view, MASK_SIZE) for view in views]
     spacing = 2 * HALF_EXTENT / GRID_RESOLUTION
     axis = (np.arange(GRID_RESOLUTION) + 0.5) * spacing - HALF_EXTENT
-    points = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
-    for camera, mask in zip(cameras, silhouettes, strict=True):
-        points = points[_inside(camera, mask, points)]
-        if len(points) == 0:
-            return Agreement(tuple(0.0 for _ in views))
+    points = _carve_grid(cameras[0], silhouettes[0], axis)
+    # The hull is the same in any order; the views most across the first one carve away the most,
+    # so taking them next leaves the fewest points for the rest to test.
+    rest = sorted(range(1, len(cameras)), key=lambda i: abs(float(cameras[i].forward @ cameras[0].forward)))
+    for index in rest:
+        points = points[_inside(cameras[index], silhouettes[index], points)]
+    if len(points) == 0:
+        return Agreement(tuple(0.0 for _ in views))
     scores = []
     for camera, mask in zip(cameras, silhouettes, strict=True):
         # A voxel projects to about one pixel; closing fills the odd pixel no voxel centre landed in
         # without growing the outline (splatting whole voxel footprints would, by half a voxel).
-        projected = ndimage.binary_closing(_splat(camera, points), structure=np.ones((3, 3)), border_value=0)
-        projected |= _splat(camera, points)
+        splat = _splat(camera, points)
+        projected = ndimage.binary_closing(splat, structure=np.ones((3, 3)), border_value=0) | splat
         union = (projected | mask).sum()
         scores.append(float((projected & mask).sum() / union) if union else 0.0)
     return Agreement(tuple(scores))
 
 
+def _carve_grid(camera: Camera, mask: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """The centres (N, 3) of the grid voxels (``axis`` along x, y and z) inside the first silhouette.
+
+    Every voxel of the full grid is tested here, so its camera coordinates are summed from per-axis
+    terms by broadcasting instead of going through a (G³, 3) array of points; the views after it only
+    test the voxels that are left.
+    """
+    shifted = axis[None, :] - camera.eye[:, None]  # (world axis, G)
+    x, y, z = shifted[0][:, None, None], shifted[1][None, :, None], shifted[2][None, None, :]
+    cam = [row[0] * x + row[1] * y + row[2] * z for row in camera.rotation]
+    centre = camera.image_size / 2.0
+    u = np.floor(camera.focal_px * cam[0] / cam[2] + centre).astype(np.int64)
+    v = np.floor(camera.focal_px * cam[1] / cam[2] + centre).astype(np.int64)
+    on_image = (u >= 0) & (u < MASK_SIZE) & (v >= 0) & (v < MASK_SIZE) & (cam[2] > 0)
+    inside = np.zeros(on_image.shape, dtype=bool)
+    inside[on_image] = mask[v[on_image], u[on_image]]
+    return np.stack([axis[index] for index in np.nonzero(inside)], axis=1)
+
+
 def _pixels(camera: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uv, _ = camera.project(points)
     pixels = np.floor(uv).astype(np.int64)
-    on_image = np.all((pixels >= 0) & (pixels < MASK_SIZE), axis=1)
+    on_image = (
+        (pixels[:, 0] >= 0) & (pixels[:, 0] < MASK_SIZE) & (pixels[:, 1] >= 0) & (pixels[:, 1] < MASK_SIZE)
+    )
     return pixels, on_image
 
 

@@ -83,6 +83,8 @@ async def _submit(
     job again (orchestrator/idempotency.py)."""
     if body.webhook_url is not None:
         check_webhook_url(body.webhook_url, request.app.state.settings)
+    else:
+        dump.setdefault("exclude", {"webhook_url"})  # the record's request shows only what was used
     if idempotency_key is None:
         _fix_seed(body)
         return _created(await _create(request, caller, kind, body.model_dump(mode="json", **dump)))

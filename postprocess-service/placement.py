@@ -16,14 +16,27 @@ def place(
     "bottom" puts the bounding box's bottom centre at the origin, so the asset stands on the ground
     plane where a game engine drops it; "center" puts the bounding box's centre there.
     """
-    placed = mesh.copy()
+    scale = 1.0
     if height_m is not None:
-        height = float(placed.extents[1])
+        height = float(mesh.extents[1])
         if height > 0:
-            placed.apply_scale(height_m / height)
-    low, high = placed.bounds
+            scale = height_m / height
+    low, high = mesh.bounds * scale
     anchor = (low + high) / 2.0
     if origin == Origin.bottom:
         anchor[1] = low[1]
-    placed.apply_translation(-np.asarray(anchor))
-    return placed
+    return scaled_and_moved(mesh, scale, -anchor)
+
+
+def scaled_and_moved(mesh: trimesh.Trimesh, scale: float, offset: np.ndarray) -> trimesh.Trimesh:
+    """A copy of ``mesh`` with every vertex at ``vertex * scale + offset`` (``scale`` > 0).
+
+    Written out rather than through ``apply_transform``, which multiplies by a 4×4 matrix through BLAS
+    (slow when its threads compete on a busy machine) and transforms cached normals that a uniform
+    scale and a move leave as they are.
+    """
+    moved = mesh.copy()
+    moved.vertices = np.asarray(mesh.vertices, dtype=np.float64) * scale + np.asarray(
+        offset, dtype=np.float64
+    )
+    return moved

@@ -21,6 +21,7 @@ from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
 from meshforge.cancellation import check_cancelled
+from meshforge.geometry.sampling import bilinear
 from meshforge.geometry.views import Camera
 
 # Weight of a pixel on the silhouette's one-pixel rim, relative to interior pixels.
@@ -88,7 +89,8 @@ def _visible(uv: np.ndarray, depth: np.ndarray, camera: Camera, voxel_size: floa
     cell_px = max(1.0, voxel_size * camera.focal_px / float(np.median(depth)))
     cells_across = int(np.ceil(camera.image_size / cell_px))
     cells = np.floor(uv / cell_px).astype(np.int64)
-    on_image = np.all((cells >= 0) & (cells < cells_across), axis=1) & (depth > 0)
+    across = (cells >= 0) & (cells < cells_across)
+    on_image = across[:, 0] & across[:, 1] & (depth > 0)
     flat = cells[:, 1] * cells_across + cells[:, 0]
     buffer = np.full(cells_across * cells_across, np.inf)
     np.minimum.at(buffer, flat[on_image], depth[on_image])
@@ -106,12 +108,11 @@ def _sample_inside_silhouette(view: ViewImage, uv: np.ndarray) -> tuple[np.ndarr
     """
     interior = ndimage.binary_erosion(view.mask, border_value=1)
     weight = np.where(interior, 1.0, np.where(view.mask, OUTLINE_PIXEL_WEIGHT, 0.0)).astype(np.float32)
-    coords = [uv[:, 1] - 0.5, uv[:, 0] - 0.5]  # pixel centres sit at +0.5
-    coverage = ndimage.map_coordinates(weight, coords, order=1, mode="constant", cval=0.0)
-    colours = np.empty((len(uv), 3))
-    for channel in range(3):
-        weighted = view.rgb[:, :, channel].astype(np.float32) * weight
-        colours[:, channel] = ndimage.map_coordinates(weighted, coords, order=1, mode="constant", cval=0.0)
+    # Colour × weight in channels 0-2 and the weight in 3, read with one set of bilinear weights.
+    weighted = np.concatenate([view.rgb * weight[:, :, None], weight[:, :, None]], axis=2)
+    # Pixel centres sit at +0.5.
+    sampled = bilinear(weighted, uv[:, 1] - 0.5, uv[:, 0] - 0.5, outside="zero").astype(np.float64)
+    colours, coverage = sampled[:, :3], sampled[:, 3]
     safe = np.maximum(coverage, 1e-6)
     return colours / safe[:, None], np.clip(coverage, 0.0, 1.0)
 

@@ -159,7 +159,8 @@ def _check_coverage(views: Sequence[SilhouetteView], grid: Grid, field: np.ndarr
         camera, mask = view.image.camera, view.image.mask
         uv, depth = camera.project(points)
         pixels = np.floor(uv).astype(int)
-        on_image = np.all((pixels >= 0) & (pixels < camera.image_size), axis=1)
+        size = camera.image_size
+        on_image = (pixels[:, 0] >= 0) & (pixels[:, 0] < size) & (pixels[:, 1] >= 0) & (pixels[:, 1] < size)
         hits = np.zeros_like(mask)
         hits[pixels[on_image, 1], pixels[on_image, 0]] = True
         covered = ndimage.distance_transform_edt(~hits) <= gap_world * camera.focal_px / float(depth.min())
