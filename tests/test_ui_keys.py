@@ -1,11 +1,10 @@
 """The web UI against a fleet with API keys on, in headless Chromium (ui/e2e/keys.mjs): without a key it
-says plainly that one is needed; with one it keeps it in the browser and sends it as a Bearer header
-on every call (viewer, thumbnails and downloads included, never in a URL); a rate limit shows when to
-try again."""
+says plainly that one is needed; with one it keeps it in the browser and sends it as a Bearer header on
+every call (event stream, viewer, views, thumbnails and downloads included, never in a URL); a rate
+limit shows when to try again."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +13,9 @@ import pytest
 
 from tests.api_keys import KEYS
 from tests.fleet import Fleet
-from tests.ui import run_in_repo, serve_ui
+from tests.ui import run_browser_test, serve_ui
 
 pytestmark = pytest.mark.fleet
-
-UI = Path(__file__).resolve().parent.parent / "ui"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +26,6 @@ def keys_ui_url(keys_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_ui_asks_for_a_key_sends_it_on_every_call_and_shows_rate_limits(
     keys_ui_url: str, tmp_path: Path
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (scripts/bootstrap does)")
     started = time.monotonic()
-    result = run_in_repo(
-        ["node", str(UI / "e2e" / "keys.mjs"), keys_ui_url, str(tmp_path)],
-        timeout=300,
-        env={**os.environ, "CHROMIUM": str(CHROMIUM), "KEY": KEYS["alice"][0], "TINY_KEY": KEYS["tiny"][0]},
-    )
-    print(result.stdout)
+    run_browser_test("keys.mjs", keys_ui_url, str(tmp_path), KEY=KEYS["alice"][0], TINY_KEY=KEYS["tiny"][0])
     print(f"UI keys test: {time.monotonic() - started:.1f} s; screenshots in {tmp_path}")
-    assert result.returncode == 0, (
-        f"keys UI test failed (see {tmp_path}):\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
-    )

@@ -1,4 +1,5 @@
-"""The web UI for tests: built from ui/ and served by vite preview, proxying the API to the fleet."""
+"""The web UI for tests: built from ui/ and served by vite preview, proxying the API to the fleet; the
+browser tests under ui/e2e/ run in node against it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.fleet import REPO, Fleet, free_port, wait_until
 
@@ -74,3 +76,36 @@ def serve_ui(
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, 9)
             server.wait()
+
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+
+
+def run_browser_test(
+    script: str, *args: str, timeout: float = 420, **env: str
+) -> subprocess.CompletedProcess:
+    """Run ``ui/e2e/<script>`` in node with ``args`` (Chromium driven by playwright-core); fails the test,
+    with the script's output, unless it passes."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (scripts/bootstrap does)")
+    result = run_in_repo(
+        ["node", str(UI / "e2e" / script), *args],
+        timeout=timeout,
+        env={**os.environ, "CHROMIUM": str(CHROMIUM), **env},
+    )
+    print(result.stdout)
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+def save_screenshot(source: Path, target: Path, max_bytes: int = 300_000) -> int:
+    """Copy a screenshot for the docs, at most ``max_bytes``: as it is where it fits, else in 256 colours."""
+    with Image.open(source) as image:
+        image.convert("RGB").save(target, optimize=True)
+        if target.stat().st_size > max_bytes:
+            image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(
+                target, optimize=True
+            )
+    size = target.stat().st_size
+    assert size <= max_bytes, f"{target} is {size} bytes, over {max_bytes}"
+    return size

@@ -1,4 +1,5 @@
-// The API key field, in headless Chromium, against a meshforge API started WITH keys (through vite preview).
+// The API key field, in headless Chromium, against a meshforge API started WITH keys (through vite preview):
+// every call carries it as a Bearer header, the event stream, the views and the downloads included.
 // Usage: KEY=<a valid key> TINY_KEY=<a key allowed 1 request a minute> node e2e/keys.mjs <base url> <outdir>
 import { chromium } from 'playwright-core';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -44,7 +45,7 @@ async function waitForText(selector, pattern, timeout = 15000) {
   const deadline = Date.now() + timeout;
   let seen = '';
   while (Date.now() < deadline) {
-    seen = (await page.isVisible(selector)) ? await text(selector) : '';
+    seen = (await page.locator(selector).count()) ? await text(selector) : '';
     if (pattern.test(seen)) return seen;
     await page.waitForTimeout(100);
   }
@@ -68,21 +69,21 @@ let failed = null;
 try {
   // 1. No key: the list and a submission say plainly that a key is needed.
   await page.goto(app, { waitUntil: 'networkidle' });
-  const needs = await waitForText('#jobs-error', /^This server needs an API key: enter it above$/);
+  const needs = await waitForText('#jobs-error .error-summary', /^This server needs an API key: enter it above$/);
   const refused = await submitPrompt('a red cube');
   check(refused.status() === 401, `generate without a key answered ${refused.status()}`);
-  await waitForText('#create-error', /^This server needs an API key: enter it above$/);
+  await waitForText('#create-error .error-summary', /^This server needs an API key: enter it above$/);
   step('no_key', { jobs_error: needs });
 
   // 2. A wrong key is refused in words too.
   await saveKey('mf_not_a_key_of_this_server');
-  const wrong = await waitForText('#jobs-error', /did not accept the API key/);
+  const wrong = await waitForText('#jobs-error .error-summary', /did not accept the API key/);
   step('wrong_key', { jobs_error: wrong });
 
   // 3. The right key: kept in this browser, sent on every call.
   await saveKey(key);
   const afterKey = apiCalls.length;
-  await page.waitForSelector('#jobs-error', { state: 'hidden', timeout: 15000 });
+  await waitForText('#jobs-error .error-summary', /^$/);
   check((await page.evaluate(() => localStorage.getItem('meshforge.apiKey'))) === key, 'the key is not in localStorage');
   check((await page.inputValue('#api-key')) === '', 'the key stays visible in the field');
   step('key_saved', { key_state: await text('#key-state') });
@@ -98,10 +99,21 @@ try {
     jobId,
     { timeout: 15000 },
   );
+  await page.waitForFunction(
+    () => {
+      const imgs = [...document.querySelectorAll('#views img')];
+      return imgs.length > 0 && imgs.every((i) => i.naturalWidth > 0);
+    },
+    null,
+    { timeout: 15000 },
+  );
   const stats = await text('#stats');
   check(/vertices/.test(stats), `the viewer shows no model: ${stats}`);
+  check(apiCalls.some((c) => c.url.includes(`/3d/events/${jobId}`)), 'the job was not followed through /3d/events');
+  check(await page.isHidden('#backend-note'), 'a key without admin rights sees the backends');
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
-  const glb = join(outdir, dl.suggestedFilename() || 'asset.glb');
+  check(dl.suggestedFilename() === `a-red-cube-${jobId.slice(0, 8)}.glb`, `download named ${dl.suggestedFilename()}`);
+  const glb = join(outdir, dl.suggestedFilename());
   await dl.saveAs(glb);
   check(readFileSync(glb).subarray(0, 4).toString('latin1') === 'glTF', 'the download is not a GLB');
   await page.screenshot({ path: join(outdir, 'with-key.png'), fullPage: true });
@@ -118,7 +130,7 @@ try {
   const limited = await submitPrompt('a green cube');
   check(limited.status() === 429, `the second job answered ${limited.status()}`);
   const wait = Number(limited.headers()['retry-after']);
-  const shown = await waitForText('#create-error', /^Too many requests: try again in \d+ s/);
+  const shown = await waitForText('#create-error .error-summary', /^Too many requests: try again in \d+ s/);
   check(shown.startsWith(`Too many requests: try again in ${wait} s`), `${shown} does not match Retry-After ${wait}`);
   await page.screenshot({ path: join(outdir, 'rate-limited.png'), fullPage: true });
   step('rate_limited', { shown });

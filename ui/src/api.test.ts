@@ -1,43 +1,46 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError, api, errorMessage, request } from './api';
+import { ApiError, api, jobsPath, request } from './api';
 
-const respond = (status: number, body: unknown, statusText = '') =>
+const respond = (status: number, body: unknown, headers: Record<string, string> = {}, statusText = '') =>
   (async () =>
-    new Response(typeof body === 'string' ? body : JSON.stringify(body), { status, statusText })) as unknown as typeof fetch;
-
-describe('errorMessage', () => {
-  it('uses detail exactly as the API words it', () => {
-    const detail = "prompt: the prompt is empty: describe the object to generate, e.g. 'a red cube'";
-    expect(errorMessage({ detail, code: 'invalid_request' }, 422)).toBe(detail);
-  });
-  it('joins FastAPI validation lists', () => {
-    expect(errorMessage({ detail: [{ msg: 'a' }, { msg: 'b' }] }, 422)).toBe('a; b');
-  });
-  it('falls back to the text or the HTTP status', () => {
-    expect(errorMessage('Bad Gateway from nginx', 502)).toBe('Bad Gateway from nginx');
-    expect(errorMessage(null, 503, 'Service Unavailable')).toBe('HTTP 503 Service Unavailable');
-    expect(errorMessage({}, 500)).toBe('HTTP 500');
-  });
-});
+    new Response(typeof body === 'string' ? body : JSON.stringify(body), { status, statusText, headers })) as unknown as typeof fetch;
 
 describe('request', () => {
   it('returns the JSON body on success', async () => {
     await expect(request('/x', {}, respond(200, { job_id: 'j1' }))).resolves.toEqual({ job_id: 'j1' });
   });
-  it('throws ApiError carrying detail, status and code', async () => {
-    const err = (await request('/x', {}, respond(409, { detail: 'job j is completed', code: 'conflict' })).catch((e: unknown) => e)) as ApiError;
+  it('throws an ApiError with a plain summary, the status, the code and the API words as detail', async () => {
+    const err = (await request('/x', {}, respond(409, { detail: 'job j is completed', code: 'conflict' })).catch(
+      (e: unknown) => e,
+    )) as ApiError;
     expect(err).toBeInstanceOf(ApiError);
     expect(err.message).toBe('job j is completed');
     expect(err.status).toBe(409);
     expect(err.code).toBe('conflict');
+    expect(err.detail).toContain('HTTP 409');
   });
-  it('reports an unreachable API', async () => {
+  it('never shows a proxy page: a 502 of HTML becomes a plain sentence', async () => {
+    const html = '<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center></body></html>';
+    const err = (await request('/x', {}, respond(502, html, { 'Content-Type': 'text/html' }, 'Bad Gateway')).catch(
+      (e: unknown) => e,
+    )) as ApiError;
+    expect(err.message).toBe('The server is not answering properly right now. Try again in a minute.');
+    expect(err.message + err.detail).not.toContain('<');
+    expect(err.detail).toContain('text/html');
+  });
+  it('a 200 that is not JSON is an error too, not shown', async () => {
+    const err = (await request('/x', {}, respond(200, '<html>login</html>')).catch((e: unknown) => e)) as ApiError;
+    expect(err.code).toBe('not_json');
+    expect(err.message).not.toContain('<');
+  });
+  it('reports an unreachable API plainly, the browser words as detail', async () => {
     const failing = (async () => {
       throw new TypeError('Failed to fetch');
     }) as unknown as typeof fetch;
     const err = (await request('/x', {}, failing).catch((e: unknown) => e)) as ApiError;
     expect(err.status).toBe(0);
-    expect(err.message).toContain('Failed to fetch');
+    expect(err.message).toMatch(/^Cannot reach the server/);
+    expect(err.detail).toContain('Failed to fetch');
   });
 });
 
@@ -51,8 +54,12 @@ describe('api', () => {
     await api.generate('a red cube', { output_format: 'glb', quality_tier: 'standard' }, spy);
     expect(calls[0][0]).toBe('/3d/generate');
     expect(JSON.parse(calls[0][1].body as string)).toEqual({ prompt: 'a red cube', output_format: 'glb', quality_tier: 'standard' });
-    await api.jobs(20, 0, spy);
-    expect(calls[1][0]).toBe('/3d/jobs?limit=20&offset=0');
+    await api.jobs({ limit: 20, offset: 40, state: 'failed' }, spy);
+    expect(calls[1][0]).toBe('/3d/jobs?limit=20&offset=40&state=failed');
+  });
+  it('pages the job list, with the state filter only when one is chosen', () => {
+    expect(jobsPath()).toBe('/3d/jobs?limit=20&offset=0');
+    expect(jobsPath({ offset: 20, state: null })).toBe('/3d/jobs?limit=20&offset=20');
   });
   it('uploads files in the multipart field "files", in order', async () => {
     let form: FormData | null = null;

@@ -1,77 +1,74 @@
 /** The meshforge API on the same origin, by relative paths (works behind nginx and the vite proxy). */
-import { getApiKey, plainMessage, retryAfterSeconds, withAuth } from './auth';
-import type { JobCreated, JobList, JobOptions, JobStatus } from './types';
+import { getApiKey, retryAfterSeconds, withAuth } from './auth';
+import { explainAnswer, explainNetwork } from './errors';
+import type {
+  HealthResponse,
+  JobCreated,
+  JobList,
+  JobOptions,
+  JobState,
+  JobStatus,
+  UploadResponse,
+} from './types';
 
+/** A failed call: `message` is the plain summary for people, `detail` the technical detail. */
 export class ApiError extends Error {
   constructor(
     message: string,
     readonly status: number,
     readonly code: string | null,
     readonly retryAfter: number | null = null,
+    readonly detail: string = '',
   ) {
     super(message);
     this.name = 'ApiError';
   }
 }
 
-/**
- * The message of an error response exactly as the API words it: `detail` when it is a string;
- * FastAPI-style lists of {msg} are joined; otherwise a fallback naming the HTTP status.
- */
-export function errorMessage(body: unknown, status: number, statusText = ''): string {
-  if (body && typeof body === 'object' && 'detail' in body) {
-    const detail = (body as { detail: unknown }).detail;
-    if (typeof detail === 'string' && detail) return detail;
-    if (Array.isArray(detail)) {
-      const parts = detail
-        .map((d) => (d && typeof d === 'object' && 'msg' in d ? String((d as { msg: unknown }).msg) : String(d)))
-        .filter(Boolean);
-      if (parts.length) return parts.join('; ');
-    }
-  }
-  if (typeof body === 'string' && body.trim()) return body.trim();
-  return `HTTP ${status}${statusText ? ` ${statusText}` : ''}`;
-}
-
-export function errorCode(body: unknown): string | null {
-  if (body && typeof body === 'object' && 'code' in body) {
-    const code = (body as { code: unknown }).code;
-    if (typeof code === 'string') return code;
-  }
-  return null;
-}
-
 type Fetch = typeof fetch;
 
 /** Every API call goes through here, so every one carries the saved API key. */
-async function send(path: string, init: RequestInit, fetchFn: Fetch): Promise<Response> {
+export async function send(path: string, init: RequestInit, fetchFn: Fetch = fetch): Promise<Response> {
   try {
     return await fetchFn(path, withAuth(init));
   } catch (err) {
-    throw new ApiError(`cannot reach the API: ${(err as Error).message}`, 0, 'network');
+    if ((err as Error).name === 'AbortError') throw err;
+    const { summary, detail } = explainNetwork(`${(err as Error).name}: ${(err as Error).message}`);
+    throw new ApiError(summary, 0, 'network', null, detail);
   }
 }
 
-function parse(text: string): unknown {
-  try {
-    return text ? JSON.parse(text) : null;
-  } catch {
-    return text; /* not JSON: keep the text */
-  }
-}
-
-async function failure(response: Response): Promise<ApiError> {
-  const body = parse(await response.text());
+/** The ApiError for an answer that is not 2xx; the body is read as text and never shown raw. */
+export async function failure(response: Response): Promise<ApiError> {
+  const body = await response.text().catch(() => '');
   const retryAfter = retryAfterSeconds(response.headers.get('Retry-After'));
-  const detail = errorMessage(body, response.status, response.statusText);
-  const message = plainMessage(response.status, detail, retryAfter, !!getApiKey());
-  return new ApiError(message, response.status, errorCode(body), retryAfter);
+  const explained = explainAnswer({
+    status: response.status,
+    statusText: response.statusText,
+    contentType: response.headers.get('Content-Type') ?? '',
+    body,
+    retryAfter,
+    hasKey: !!getApiKey(),
+  });
+  return new ApiError(explained.summary, response.status, explained.code, retryAfter, explained.detail);
 }
 
 export async function request<T>(path: string, init: RequestInit = {}, fetchFn: Fetch = fetch): Promise<T> {
   const response = await send(path, init, fetchFn);
   if (!response.ok) throw await failure(response);
-  return parse(await response.text()) as T;
+  const text = await response.text();
+  try {
+    return (text ? JSON.parse(text) : null) as T;
+  } catch {
+    // A 200 that is not JSON: a proxy's page in front of the API, never the API itself.
+    throw new ApiError(
+      'The server is not answering properly right now. Try again in a minute.',
+      response.status,
+      'not_json',
+      null,
+      `HTTP ${response.status}: the answer was not JSON (${response.headers.get('Content-Type') ?? 'no content type'}, not shown)`,
+    );
+  }
 }
 
 export interface FetchedFile {
@@ -79,7 +76,7 @@ export interface FetchedFile {
   filename: string | null;
 }
 
-/** A file (download, preview) fetched with the API key, for an object URL: no key in any URL. */
+/** A file (download, preview, view) fetched with the API key, for an object URL: no key in any URL. */
 export async function fetchFile(path: string, fetchFn: Fetch = fetch): Promise<FetchedFile> {
   const response = await send(path, {}, fetchFn);
   if (!response.ok) throw await failure(response);
@@ -94,6 +91,18 @@ const json = (data: unknown): RequestInit => ({
   body: JSON.stringify(data),
 });
 
+export interface JobsQuery {
+  limit?: number;
+  offset?: number;
+  state?: JobState | null;
+}
+
+export function jobsPath({ limit = 20, offset = 0, state = null }: JobsQuery = {}): string {
+  const query = new URLSearchParams({ limit: String(limit), offset: String(offset) });
+  if (state) query.set('state', state);
+  return `/3d/jobs?${query}`;
+}
+
 export const api = {
   generate: (prompt: string, options: JobOptions, f?: Fetch) =>
     request<JobCreated>('/3d/generate', json({ prompt, ...options }), f),
@@ -104,13 +113,15 @@ export const api = {
   upload: (files: readonly File[], f?: Fetch) => {
     const form = new FormData();
     for (const file of files) form.append('files', file, file.name);
-    return request<{ image_paths: string[] }>('/3d/upload', { method: 'POST', body: form }, f);
+    return request<UploadResponse>('/3d/upload', { method: 'POST', body: form }, f);
   },
   status: (id: string, f?: Fetch) => request<JobStatus>(`/3d/status/${encodeURIComponent(id)}`, {}, f),
-  jobs: (limit = 20, offset = 0, f?: Fetch) => request<JobList>(`/3d/jobs?limit=${limit}&offset=${offset}`, {}, f),
+  jobs: (query: JobsQuery = {}, f?: Fetch) => request<JobList>(jobsPath(query), {}, f),
   cancel: (id: string, f?: Fetch) =>
     request<JobStatus>(`/3d/cancel/${encodeURIComponent(id)}`, { method: 'POST' }, f),
+  health: (f?: Fetch) => request<HealthResponse>('/health', {}, f),
 };
 
 export const downloadUrl = (id: string) => `/3d/download/${encodeURIComponent(id)}`;
 export const previewUrl = (id: string) => `/3d/preview/${encodeURIComponent(id)}`;
+export const eventsUrl = (id: string) => `/3d/events/${encodeURIComponent(id)}`;

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type ApiError, api } from './api';
-import { getApiKey, plainMessage, retryAfterSeconds, setApiKey, useKeyStore, withAuth } from './auth';
+import { getApiKey, retryAfterSeconds, setApiKey, useKeyStore, withAuth } from './auth';
 
 beforeEach(() => {
   const memory = new Map<string, string>();
@@ -27,23 +27,7 @@ describe('the API key', () => {
   });
 });
 
-describe('plain messages', () => {
-  it('says a key is needed on 401', () => {
-    expect(plainMessage(401, 'x', null, false)).toBe('This server needs an API key: enter it above');
-    expect(plainMessage(401, 'x', null, true)).toContain('did not accept the API key');
-  });
-  it('says when to retry on 429', () => {
-    expect(plainMessage(429, 'limit of 2 concurrent jobs', 5, true)).toBe(
-      'Too many requests: try again in 5 s (limit of 2 concurrent jobs)',
-    );
-    const detail = 'API key "a" has reached its limit of 1 new jobs and uploads per minute: try again in 42 s';
-    expect(plainMessage(429, detail, 42, true)).toBe(
-      'Too many requests: try again in 42 s (API key "a" has reached its limit of 1 new jobs and uploads per minute)',
-    );
-  });
-  it('keeps the API words otherwise', () => {
-    expect(plainMessage(403, 'job j belongs to another API key', null, true)).toBe('job j belongs to another API key');
-  });
+describe('Retry-After', () => {
   it('reads Retry-After seconds', () => {
     expect(retryAfterSeconds('12')).toBe(12);
     expect(retryAfterSeconds(null)).toBeNull();

@@ -58,21 +58,3 @@ export function retryAfterSeconds(value: string | null): number | null {
   const seconds = Number(value.trim());
   return Number.isFinite(seconds) && seconds >= 0 ? Math.ceil(seconds) : null;
 }
-
-/**
- * What to tell a person about a refusal: 401 and 429 in plain words (the API's own detail after 429);
- * other answers keep the API's message as it is.
- */
-export function plainMessage(status: number, detail: string, retryAfter: number | null, hasKey: boolean): string {
-  if (status === 401) {
-    return hasKey
-      ? 'This server did not accept the API key: check it and enter it above'
-      : 'This server needs an API key: enter it above';
-  }
-  if (status === 429) {
-    const wait = retryAfter ?? 60;
-    const reason = detail.replace(/:?\s*try again in \d+ s.*$/s, '').trim(); // the wait is said once
-    return reason ? `Too many requests: try again in ${wait} s (${reason})` : `Too many requests: try again in ${wait} s`;
-  }
-  return detail;
-}

@@ -1,269 +1,288 @@
+/**
+ * The page: the create form, the job history (pages, filter, search) with this browser's own jobs
+ * followed by their ids through the event stream, the viewer, and the health badge.
+ */
 import './style.css';
-import { ApiError, api, downloadUrl, fetchFile, previewUrl } from './api';
-import { getApiKey, setApiKey, withAuth } from './auth';
-import { forgetFiles, objectUrl, saveFile } from './files';
-import { isActive, jobTitle, outputFormat, splitLines, viewNames } from './format';
+import { ApiError, api } from './api';
+import { getApiKey, setApiKey } from './auth';
+import { ErrorBox } from './errorbox';
+import { explainJobFailure } from './errors';
+import { followJob } from './events';
+import { objectUrl, forgetFiles } from './files';
+import { CreateForm, type Submitted } from './form';
+import { isActive, jobTitle, stateLabel } from './format';
+import { HEALTH_MS, checkHealth, renderHealth } from './health';
 import { JobListView } from './joblist';
-import { applyList, emptyJobs, pollInterval, upsertJob, type JobsState } from './jobs';
-import type { JobOptions, JobStatus, OutputFormat, QualityTier } from './types';
-import { Viewer } from './viewer';
+import { History, type Scope, newer, visibleJobs } from './jobs';
+import { LookPanel } from './look';
+import { MyJobs } from './mine';
+import type { JobState, JobStatus } from './types';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
-const form = $<HTMLFormElement>('create-form');
-const createError = $<HTMLParagraphElement>('create-error');
-const generateButton = $<HTMLButtonElement>('generate');
-const fileInput = $<HTMLInputElement>('files');
-const dropzone = $<HTMLDivElement>('dropzone');
-const fileList = $<HTMLOListElement>('file-list');
-const jobsError = $<HTMLParagraphElement>('jobs-error');
-const jobsTotal = $<HTMLSpanElement>('jobs-total');
-const lookName = $<HTMLSpanElement>('look-name');
-const lookNote = $<HTMLParagraphElement>('look-note');
-const lookPreview = $<HTMLImageElement>('look-preview');
-const viewerBox = $<HTMLDivElement>('viewer');
-const stats = $<HTMLSpanElement>('stats');
-const download = $<HTMLAnchorElement>('download');
-const wireframe = $<HTMLInputElement>('wireframe');
-const keyForm = $<HTMLFormElement>('key-form');
-const keyInput = $<HTMLInputElement>('api-key');
-const keyState = $<HTMLSpanElement>('key-state');
+const mine = new MyJobs();
+const history = new History(mine);
+const look = new LookPanel();
+/** This browser's jobs that are running, or ended while this page followed them. */
+const own = new Map<string, JobStatus>();
+const followers = new Map<string, () => void>();
+/** The last state announced for each own job: only changes are announced. */
+const announced = new Map<string, JobState>();
+let autoShow: string | null = null; // the job submitted last: shown once it completes
 
-let state: JobsState = emptyJobs();
-let selectedFiles: File[] = [];
-let followed: string | null = null; // the job submitted last: shown once it completes
-let shown: string | null = null; // the job in the viewer
-let viewer: Viewer | null = null;
-let pollTimer: number | undefined;
+const jobsErrors = new ErrorBox($('jobs-error'));
+const announcer = $<HTMLParagraphElement>('announcer');
+const loadMore = $<HTMLButtonElement>('load-more');
+const search = $<HTMLInputElement>('search');
+const scope = $<HTMLSelectElement>('scope');
+const stateFilter = $<HTMLSelectElement>('state-filter');
+
+const titleOf = (id: string) => mine.get(id)?.title;
+const titleFor = (job: JobStatus) => jobTitle(job, titleOf(job.job_id));
 
 const jobList = new JobListView($('jobs'), {
   onCancel: (id) => void cancelJob(id),
-  onView: (id) => void show(id),
+  onView: (id) => showJob(id, true),
   thumbnail: (path) => objectUrl(path),
+  isMine: (id) => mine.has(id),
+  titleOf,
 });
 
-function showError(target: HTMLElement, message: string | null): void {
-  target.textContent = message ?? '';
-  target.hidden = !message;
+function known(): JobStatus[] {
+  const all = new Map(history.listed);
+  for (const job of own.values()) all.set(job.job_id, newer(all.get(job.job_id), job));
+  return [...all.values()];
 }
 
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-function options(): JobOptions {
-  return {
-    output_format: ($<HTMLSelectElement>('format').value as OutputFormat) || 'glb',
-    quality_tier: ($<HTMLSelectElement>('quality').value as QualityTier) || 'standard',
-  };
+function findJob(id: string): JobStatus | undefined {
+  return own.get(id) ?? history.listed.get(id);
 }
 
-function source(): string {
-  return (form.querySelector<HTMLInputElement>('input[name="source"]:checked')?.value ?? 'prompt');
+function render(): void {
+  const query = search.value.trim();
+  const rows = visibleJobs(history.listed.values(), own.values(), history.state, query, titleOf);
+  jobList.render(rows, known(), Date.now() / 1000, look.shown);
+  const loaded = history.listed.size;
+  $('jobs-total').textContent = history.total ? `(${loaded} of ${history.total} loaded)` : '';
+  loadMore.hidden = !history.canLoadMore;
+  loadMore.textContent = `Load more (${loaded} of ${history.total})`;
+  $('search-note').textContent = query
+    ? `${rows.length} of the ${loaded} loaded jobs match${history.canLoadMore ? '; load more to search older ones' : ''}.`
+    : rows.length
+      ? ''
+      : 'No jobs to show.';
 }
 
-function showSource(): void {
-  const current = source();
-  form.querySelectorAll<HTMLElement>('.source').forEach((div) => {
-    div.hidden = div.dataset.source !== current;
+function announce(job: JobStatus): void {
+  if (announced.get(job.job_id) === job.state) return;
+  announced.set(job.job_id, job.state);
+  const title = titleFor(job);
+  let text = `${title}: ${stateLabel(job.state).toLowerCase()}`;
+  if (job.state === 'completed' && autoShow === job.job_id) text += ', shown in the viewer';
+  if (job.state === 'failed') text = `${title} failed: ${explainJobFailure(job.message).summary}`;
+  announcer.textContent = text;
+}
+
+/** A record of an own job (an event, a poll, a cancel): keep it, announce a new state, show it at its end. */
+function recordOwn(job: JobStatus): void {
+  const merged = newer(own.get(job.job_id), job);
+  own.set(job.job_id, merged);
+  history.update(merged);
+  announce(merged);
+  if (!isActive(merged)) {
+    if (followers.has(job.job_id)) window.setTimeout(() => void refresh(), 0); // the list's counts move too
+    followers.get(job.job_id)?.();
+    followers.delete(job.job_id);
+    if (merged.state === 'completed' && autoShow === job.job_id) {
+      autoShow = null;
+      showJob(job.job_id, false);
+    }
+  }
+  render();
+}
+
+/** Follow an own job to its end through the event stream (polling where the stream cannot be had). */
+function follow(id: string): void {
+  if (followers.has(id)) return;
+  const stop = followJob(id, {
+    onSummary: (s) => {
+      const before = own.get(id);
+      if (before) recordOwn({ ...before, state: s.state, progress: s.progress, message: s.message });
+    },
+    onStage: (e) => {
+      const before = own.get(id);
+      if (before) recordOwn({ ...before, stages: { ...(before.stages ?? {}), [e.stage]: e.record } });
+      // The views are listed once the image stage (and the reconstruction's own views) have run.
+      if (e.stage === 'generating_images' || e.stage === 'reconstructing_3d') api.status(id).then(recordOwn, () => {});
+    },
+    onRecord: recordOwn,
+    onMode: (mode) => (document.body.dataset.follow = mode),
+    onGone: (err) => {
+      followers.delete(id);
+      if (err.status === 404) {
+        own.delete(id);
+        mine.remove(id);
+      }
+      render();
+    },
   });
+  followers.set(id, stop);
 }
 
-function setFiles(files: File[]): void {
-  selectedFiles = files.slice().sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
-  const names = viewNames(selectedFiles.length);
-  fileList.replaceChildren(
-    ...selectedFiles.map((file, i) => {
-      const li = document.createElement('li');
-      li.textContent = `${names ? names[i] : '?'}: ${file.name}`;
-      return li;
-    }),
-  );
-  if (selectedFiles.length && !names) {
-    const li = document.createElement('li');
-    li.className = 'error';
-    li.textContent = `${selectedFiles.length} images: give 1, 4 or 8.`;
-    fileList.append(li);
-  }
+function stopFollowing(): void {
+  for (const stop of followers.values()) stop();
+  followers.clear();
 }
 
-async function submit(event: SubmitEvent): Promise<void> {
-  event.preventDefault();
-  showError(createError, null);
-  generateButton.disabled = true;
-  try {
-    const opts = options();
-    let created;
-    const kind = source();
-    if (kind === 'upload') {
-      if (!selectedFiles.length) throw new Error('choose 1, 4 or 8 images first');
-      const { image_paths } = await api.upload(selectedFiles);
-      created = await api.fromImagePaths(image_paths, opts);
-    } else if (kind === 'urls') {
-      created = await api.fromImageUrls(splitLines($<HTMLTextAreaElement>('urls').value), opts);
-    } else {
-      // Sent as typed: the API words the error for an empty prompt.
-      created = await api.generate($<HTMLTextAreaElement>('prompt').value, opts);
-    }
-    followed = created.job_id;
-    try {
-      state = upsertJob(state, await api.status(created.job_id));
-    } catch {
-      /* the next poll will list it */
-    }
-    renderJobs();
-    schedulePoll(0);
-  } catch (err) {
-    showError(createError, messageOf(err));
-  } finally {
-    generateButton.disabled = false;
-  }
+function submitted({ created, kind, request, title }: Submitted): void {
+  const now = Date.now() / 1000;
+  mine.add({ id: created.job_id, at: now, title });
+  autoShow = created.job_id;
+  // A placeholder row at once; the first event (or the status read) fills it in.
+  own.set(created.job_id, {
+    job_id: created.job_id,
+    kind,
+    state: 'queued',
+    message: 'submitted',
+    progress: 0,
+    created_at: now,
+    updated_at: 0,
+    request,
+  });
+  render();
+  api.status(created.job_id).then(recordOwn, () => {});
+  follow(created.job_id);
+}
+
+function showJob(id: string, byUser: boolean): void {
+  const job = findJob(id);
+  if (!job || job.state !== 'completed') return;
+  void look.show(job, titleFor(job)).then(render);
+  render();
+  // Brought into view on every screen size; the keyboard follows only when the user asked.
+  if (byUser || !isTyping()) look.reveal(byUser);
+}
+
+function isTyping(): boolean {
+  const active = document.activeElement;
+  return !!active && ['INPUT', 'TEXTAREA', 'SELECT'].includes(active.tagName);
 }
 
 async function cancelJob(id: string): Promise<void> {
   try {
-    state = upsertJob(state, await api.cancel(id));
-    showError(jobsError, null);
+    const job = await api.cancel(id);
+    if (mine.has(id)) recordOwn(job);
+    else history.update(job);
+    jobsErrors.clear();
   } catch (err) {
-    showError(jobsError, messageOf(err));
+    if (err instanceof ApiError) jobsErrors.show({ summary: err.message, detail: err.detail });
   }
-  renderJobs();
+  render();
 }
 
-function renderJobs(): void {
-  jobList.render(state.jobs, Date.now() / 1000, shown);
-  jobsTotal.textContent = state.total ? `(${state.total})` : '';
-  if (followed) {
-    const job = state.jobs.find((j) => j.job_id === followed);
-    if (job && job.state === 'completed') {
-      followed = null;
-      void show(job.job_id);
-    } else if (job && !isActive(job)) {
-      followed = null;
+// --- the list, refreshed; the health badge, re-checked ---------------------------------------------
+
+let refreshTimer: number | undefined;
+
+async function refresh(): Promise<void> {
+  window.clearTimeout(refreshTimer);
+  try {
+    await history.refresh();
+    jobsErrors.clear();
+  } catch (err) {
+    if (err instanceof ApiError) {
+      jobsErrors.show({ summary: err.message, detail: err.detail });
+      if (err.status === 0 || err.status >= 500) void updateHealth();
     }
   }
+  render();
+  const busy = known().some(isActive);
+  refreshTimer = window.setTimeout(() => void refresh(), busy ? 3000 : 15000);
 }
 
-async function show(id: string): Promise<void> {
-  const job: JobStatus | undefined = state.jobs.find((j) => j.job_id === id);
-  if (!job) return;
-  shown = id;
-  renderJobs();
-  const format = outputFormat(job);
-  lookName.textContent = `— ${jobTitle(job)}`;
-  const assetPath = job.download_url || downloadUrl(id);
-  download.dataset.path = assetPath;
-  download.dataset.name = `${id}.${format}`;
-  download.textContent = `Download ${format.toUpperCase()}`;
-  download.hidden = false;
-  stats.textContent = '';
-  document.body.dataset.shown = '';
-  if (format === 'glb') {
-    lookPreview.hidden = true;
-    viewerBox.hidden = false;
-    lookNote.textContent = 'Loading…';
-    try {
-      viewer ??= new Viewer(viewerBox);
-      const file = await fetchFile(assetPath);
-      const counts = await viewer.loadData(await file.blob.arrayBuffer());
-      if (shown !== id) return;
-      viewer.setWireframe(wireframe.checked);
-      stats.textContent = `${counts.vertices.toLocaleString('en')} vertices · ${counts.faces.toLocaleString('en')} faces`;
-      lookNote.textContent = 'Drag to orbit, scroll or pinch to zoom; arrow keys pan when the view has focus.';
-      document.body.dataset.shown = id;
-    } catch (err) {
-      lookNote.textContent = `Could not load the model: ${messageOf(err)}`;
-    }
-  } else {
-    viewer?.clear();
-    viewerBox.hidden = true;
-    lookPreview.src = await objectUrl(job.preview_url || previewUrl(id)).catch(() => '');
-    if (shown !== id) return;
-    lookPreview.alt = `Preview of ${jobTitle(job)}`;
-    lookPreview.hidden = false;
-    lookNote.textContent = `${format.toUpperCase()} cannot be shown in the browser: here is its preview.`;
-    document.body.dataset.shown = id;
-  }
-}
-
-async function poll(): Promise<void> {
+async function loadMorePage(): Promise<void> {
+  loadMore.disabled = true;
   try {
-    const page = await api.jobs(20);
-    state = applyList(state, page.jobs, page.total);
-    showError(jobsError, null);
+    await history.loadMore();
+    jobsErrors.clear();
   } catch (err) {
-    showError(jobsError, err instanceof ApiError ? err.message : messageOf(err));
+    if (err instanceof ApiError) jobsErrors.show({ summary: err.message, detail: err.detail });
+  } finally {
+    loadMore.disabled = false;
   }
-  renderJobs();
-  schedulePoll(pollInterval(state));
+  render();
 }
 
-function schedulePoll(ms: number): void {
-  window.clearTimeout(pollTimer);
-  pollTimer = window.setTimeout(() => void poll(), ms);
+let healthTimer: number | undefined;
+
+async function updateHealth(): Promise<void> {
+  window.clearTimeout(healthTimer);
+  renderHealth(await checkHealth());
+  healthTimer = window.setTimeout(() => void updateHealth(), HEALTH_MS);
 }
 
-async function checkHealth(): Promise<void> {
-  const badge = $<HTMLSpanElement>('health');
-  try {
-    const response = await fetch('/health', withAuth());
-    const body = (await response.json()) as { status?: string };
-    badge.textContent = `API ${body.status ?? 'unknown'}`;
-    badge.dataset.status = body.status ?? 'unknown';
-  } catch {
-    badge.textContent = 'API unreachable';
-    badge.dataset.status = 'down';
-  }
+/** The own jobs still running when the page opens: followed again. */
+async function resumeOwn(): Promise<void> {
+  await Promise.all(
+    mine
+      .all()
+      .slice(0, 20)
+      .map(async ({ id }) => {
+        try {
+          const job = await api.status(id);
+          if (isActive(job)) {
+            own.set(id, job);
+            announced.set(id, job.state);
+            follow(id);
+          }
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 404) mine.remove(id);
+        }
+      }),
+  );
+  render();
 }
+
+function resetList(): void {
+  history.reset(scope.value as Scope, (stateFilter.value || null) as JobState | null);
+  render();
+  void refresh().then(() => (history.scope === 'mine' ? loadMorePage() : undefined));
+}
+
+// --- the API key ----------------------------------------------------------------------------------
 
 function showKeyState(): void {
-  keyState.textContent = getApiKey() ? 'key saved in this browser' : 'no key';
+  $('key-state').textContent = getApiKey() ? 'key saved in this browser' : 'no key';
 }
 
-/** A new key sees other jobs: start the list and the kept files afresh. */
+/** A new key sees other jobs: start the list, the followed jobs and the kept files afresh. */
 function saveKey(event: SubmitEvent): void {
   event.preventDefault();
-  setApiKey(keyInput.value);
-  keyInput.value = '';
+  const input = $<HTMLInputElement>('api-key');
+  setApiKey(input.value);
+  input.value = '';
   showKeyState();
   forgetFiles();
-  state = emptyJobs();
-  showError(createError, null);
-  renderJobs();
-  void checkHealth();
-  schedulePoll(0);
+  stopFollowing();
+  own.clear();
+  form.errors.clear();
+  resetList();
+  void updateHealth();
+  void resumeOwn();
 }
 
-async function saveDownload(event: MouseEvent): Promise<void> {
-  event.preventDefault();
-  const path = download.dataset.path;
-  if (!path) return;
-  try {
-    await saveFile(path, download.dataset.name ?? 'asset');
-  } catch (err) {
-    lookNote.textContent = `Could not download: ${messageOf(err)}`;
-  }
-}
-
-keyForm.addEventListener('submit', (e) => saveKey(e));
-download.addEventListener('click', (e) => void saveDownload(e));
-form.addEventListener('submit', (e) => void submit(e));
-form.querySelectorAll('input[name="source"]').forEach((r) => r.addEventListener('change', showSource));
-fileInput.addEventListener('change', () => setFiles(Array.from(fileInput.files ?? [])));
-dropzone.addEventListener('dragover', (e) => {
-  e.preventDefault();
-  dropzone.classList.add('over');
-});
-dropzone.addEventListener('dragleave', () => dropzone.classList.remove('over'));
-dropzone.addEventListener('drop', (e) => {
-  e.preventDefault();
-  dropzone.classList.remove('over');
-  setFiles(Array.from(e.dataTransfer?.files ?? []).filter((f) => f.type.startsWith('image/')));
-});
-wireframe.addEventListener('change', () => viewer?.setWireframe(wireframe.checked));
+const form = new CreateForm(submitted);
+$<HTMLFormElement>('key-form').addEventListener('submit', (e) => saveKey(e));
+loadMore.addEventListener('click', () => void loadMorePage());
+search.addEventListener('input', render);
+scope.addEventListener('change', resetList);
+stateFilter.addEventListener('change', resetList);
+// The clocks of running jobs: text only, in rows that are not a live region.
 window.setInterval(() => {
-  if (state.jobs.some(isActive)) jobList.render(state.jobs, Date.now() / 1000, shown);
-}, 250);
+  if (known().some(isActive)) render();
+}, 500);
 
-showSource();
 showKeyState();
-void checkHealth();
-void poll();
+void updateHealth();
+void refresh();
+void resumeOwn();

@@ -1,7 +1,17 @@
-/** Types mirroring meshforge/schemas.py (the public API). */
+/**
+ * Types mirroring the public API's OpenAPI document (meshforge/schemas.py). tests/test_ui_types.py checks
+ * every interface's field names and every union's values here against the live /openapi.json: keep the
+ * names of interfaces equal to the schema names, and mark a field optional (`?`) unless the schema
+ * requires it.
+ */
 
 export type OutputFormat = 'glb' | 'obj' | 'fbx' | 'stl' | 'usdz';
 export type QualityTier = 'standard' | 'high';
+export type Origin = 'bottom' | 'center';
+/** view: a normalised input view; sheet: the turnaround sheet they were cut from; generated: a view the
+ * reconstruction backend drew itself (InstantMesh's Zero123++ views). */
+export type ViewKind = 'view' | 'sheet' | 'generated';
+export type WebhookState = 'pending' | 'delivered' | 'failed';
 export type JobState =
   | 'queued'
   | 'generating_images'
@@ -10,6 +20,8 @@ export type JobState =
   | 'completed'
   | 'failed'
   | 'cancelled';
+/** The `event:` names of GET /3d/events/{job_id}. */
+export type JobEventName = 'state' | 'progress' | 'stage' | 'end';
 
 export interface StageRecord {
   backend?: string | null;
@@ -19,26 +31,48 @@ export interface StageRecord {
   detail?: Record<string, unknown>;
 }
 
+/** An image the job made or used on its way to the mesh, served (PNG) at `url`. */
+export interface JobView {
+  name: string;
+  kind: ViewKind;
+  url: string;
+}
+
+export interface WebhookDelivery {
+  state: WebhookState;
+  delivery_id?: string | null;
+  attempts?: number;
+  last_status_code?: number | null;
+  last_error?: string | null;
+  delivered_at?: number | null;
+  next_attempt_at?: number | null;
+}
+
 export interface JobStatus {
   job_id: string;
   kind: string;
   state: JobState;
   message: string;
+  asset_path?: string | null;
   download_url?: string | null;
+  preview_path?: string | null;
   preview_url?: string | null;
   progress: number;
   created_at: number;
   updated_at: number;
   request: Record<string, unknown>;
-  stages: Record<string, StageRecord>;
+  stages?: Record<string, StageRecord>;
   attempts?: number;
+  webhook?: WebhookDelivery | null;
+  /** Missing from records of servers older than the views API: treat as empty. */
+  views?: JobView[];
 }
 
 export interface JobList {
   jobs: JobStatus[];
   total: number;
-  offset?: number;
-  limit?: number;
+  offset: number;
+  limit: number;
 }
 
 export interface JobCreated {
@@ -46,9 +80,55 @@ export interface JobCreated {
   status_url: string;
 }
 
+export interface UploadResponse {
+  image_paths: string[];
+}
+
+export interface ErrorResponse {
+  detail: string;
+  code: string;
+  request_id?: string | null;
+}
+
+export interface Capabilities {
+  max_views?: number | null;
+  image_size?: number | null;
+  posed_views?: boolean;
+  batch?: boolean;
+}
+
+/** GET /health; `detail` (the stage replicas) only for admins, or for everyone with keys off. */
+export interface HealthResponse {
+  service: string;
+  status?: string;
+  backend?: string | null;
+  busy?: boolean;
+  capabilities?: Capabilities | null;
+  detail?: Record<string, unknown>;
+}
+
+/** The options shared by POST /3d/generate and /3d/from-image (GenerateRequest without `prompt`). */
 export interface JobOptions {
-  output_format: OutputFormat;
-  quality_tier: QualityTier;
-  seed?: number;
-  target_faces?: number;
+  output_format?: OutputFormat;
+  quality_tier?: QualityTier;
+  seed?: number | null;
+  target_faces?: number | null;
+  origin?: Origin;
+  height_m?: number | null;
+  webhook_url?: string | null;
+}
+
+/** The data of a `state` or `progress` event. */
+export interface JobEventSummary {
+  job_id: string;
+  state: JobState;
+  progress: number;
+  message: string;
+}
+
+/** The data of a `stage` event: a stage finished. */
+export interface JobStageEvent {
+  job_id: string;
+  stage: string;
+  record: StageRecord;
 }

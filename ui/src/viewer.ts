@@ -1,12 +1,15 @@
-/** A three.js viewer: orbit and zoom, wireframe toggle, vertex and face counts. */
+/** A three.js viewer for GLB, OBJ (the server's .obj.zip), STL, FBX and USDZ: orbit, zoom, wireframe, reset. */
 import * as THREE from 'three';
-import { type GLTF, GLTFLoader } from 'three/examples/jsm/loaders/GLTFLoader.js';
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
+import { parseModel } from './loaders';
 
 export interface MeshStats {
   vertices: number;
   faces: number;
 }
+
+/** The formats the browser draws (three.js's loaders); anything else gets the server's still preview. */
+export const DRAWABLE = new Set(['glb', 'obj', 'stl', 'fbx', 'usdz']);
 
 export function countGeometry(root: THREE.Object3D): MeshStats {
   let vertices = 0;
@@ -17,10 +20,17 @@ export function countGeometry(root: THREE.Object3D): MeshStats {
     const geometry = mesh.geometry as THREE.BufferGeometry;
     const position = geometry.getAttribute('position');
     if (!position) return;
-    vertices += position.count;
     faces += Math.floor((geometry.index ? geometry.index.count : position.count) / 3);
+    vertices += geometry.index ? position.count : uniquePositions(position);
   });
   return { vertices, faces };
+}
+
+/** Triangle soups (STL, OBJ) repeat each corner per face: count the distinct points, as the server does. */
+function uniquePositions(position: THREE.BufferAttribute | THREE.InterleavedBufferAttribute): number {
+  const seen = new Set<string>();
+  for (let i = 0; i < position.count; i++) seen.add(`${position.getX(i)},${position.getY(i)},${position.getZ(i)}`);
+  return seen.size;
 }
 
 export class Viewer {
@@ -30,35 +40,42 @@ export class Viewer {
   private readonly controls: OrbitControls;
   private model: THREE.Object3D | null = null;
   private wireframe = false;
+  private drawUntil = 0;
   private readonly resizeObserver: ResizeObserver;
 
   constructor(private readonly container: HTMLElement) {
     this.renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
     this.renderer.outputColorSpace = THREE.SRGBColorSpace;
-    this.renderer.domElement.setAttribute('aria-label', '3D view of the asset: drag to orbit, scroll to zoom');
-    this.renderer.domElement.tabIndex = 0;
-    container.appendChild(this.renderer.domElement);
+    const canvas = this.renderer.domElement;
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', '3D view of the asset: drag to orbit, scroll or pinch to zoom, arrow keys pan');
+    canvas.tabIndex = 0;
+    container.appendChild(canvas);
     this.scene.background = new THREE.Color(0xeef0f3);
     this.scene.add(new THREE.HemisphereLight(0xffffff, 0x666677, 2.2));
     const sun = new THREE.DirectionalLight(0xffffff, 1.6);
     sun.position.set(3, 5, 4);
     this.scene.add(sun);
-    const grid = new THREE.GridHelper(4, 16, 0xb8bcc4, 0xd4d7dd);
-    this.scene.add(grid);
+    this.scene.add(new THREE.GridHelper(4, 16, 0xb8bcc4, 0xd4d7dd));
     this.camera.position.set(2.2, 1.6, 2.8);
-    this.controls = new OrbitControls(this.camera, this.renderer.domElement);
+    this.controls = new OrbitControls(this.camera, canvas);
     this.controls.enableDamping = true;
-    this.controls.listenToKeyEvents(this.renderer.domElement);
+    this.controls.listenToKeyEvents(canvas);
     this.controls.addEventListener('change', () => this.render());
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(container);
     this.resize();
     const loop = () => {
-      if (this.controls.update()) this.render();
+      // Textures decode after a model is placed: keep drawing for a moment after each load.
+      if (this.controls.update() || performance.now() < this.drawUntil) this.render();
       requestAnimationFrame(loop);
     };
     requestAnimationFrame(loop);
+  }
+
+  get canvas(): HTMLCanvasElement {
+    return this.renderer.domElement;
   }
 
   resize(): void {
@@ -72,25 +89,21 @@ export class Viewer {
 
   render(): void {
     this.renderer.render(this.scene, this.camera);
+    // Where the camera is, for the browser tests to tell an orbit and a reset apart.
+    const at = this.camera.position.toArray().map((v) => v.toFixed(3)).join(',');
+    if (this.container.dataset.camera !== at) this.container.dataset.camera = at;
   }
 
-  async load(url: string): Promise<MeshStats> {
-    return this.show(await new GLTFLoader().loadAsync(url));
-  }
-
-  /** A GLB already fetched (with the API key: see files.ts). */
-  async loadData(data: ArrayBuffer): Promise<MeshStats> {
-    return this.show(await new GLTFLoader().parseAsync(data, ''));
-  }
-
-  private show(gltf: GLTF): MeshStats {
+  /** A file already fetched (with the API key: see files.ts), in one of DRAWABLE's formats. */
+  async loadData(format: string, data: ArrayBuffer): Promise<MeshStats> {
+    const object = await parseModel(format, data);
     this.clear();
-    this.model = gltf.scene;
-    this.scene.add(gltf.scene);
+    this.model = object;
+    this.scene.add(object);
     this.applyWireframe();
-    this.frame(gltf.scene);
-    this.render();
-    return countGeometry(gltf.scene);
+    this.reset();
+    this.drawUntil = performance.now() + 3000;
+    return countGeometry(object);
   }
 
   clear(): void {
@@ -126,19 +139,26 @@ export class Viewer {
   }
 
   /** Point the camera at the model from the front-right, far enough to see all of it. */
-  private frame(object: THREE.Object3D): void {
+  reset(): void {
+    const object = this.model;
+    if (!object) return;
     const box = new THREE.Box3().setFromObject(object);
     if (box.isEmpty()) return;
     const size = box.getSize(new THREE.Vector3());
     const centre = box.getCenter(new THREE.Vector3());
     const radius = Math.max(size.x, size.y, size.z) * 0.5 * Math.sqrt(3);
-    const distance = radius / Math.sin(THREE.MathUtils.degToRad(this.camera.fov / 2)) * 1.1;
+    const distance = (radius / Math.sin(THREE.MathUtils.degToRad(this.camera.fov / 2))) * 1.1;
     const direction = new THREE.Vector3(0.55, 0.45, 0.7).normalize();
-    this.camera.position.copy(centre).addScaledVector(direction, distance);
     this.camera.near = distance / 100;
     this.camera.far = distance * 100;
     this.camera.updateProjectionMatrix();
+    // An update without damping spends what is left of a drag's momentum at once; then place the camera.
+    this.controls.enableDamping = false;
+    this.controls.update();
+    this.camera.position.copy(centre).addScaledVector(direction, distance);
     this.controls.target.copy(centre);
     this.controls.update();
+    this.controls.enableDamping = true;
+    this.render();
   }
 }
