@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from flux_service.backends.base import ImageJob, Rendered, RenderOptions
-from flux_service.procedural import parse_prompt, render_view
+from flux_service.procedural import SHAPES, parse_prompt, render_view
 from meshforge.cancellation import check_cancelled
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import FRONT, VIEWS_BY_NAME, CanonicalView
@@ -28,7 +28,8 @@ class ProceduralShapes:
     capabilities = Capabilities(posed_views=True)
 
     def __init__(self) -> None:
-        self.detail: dict[str, Any] = {}
+        # In /health, so that a client (the web UI) can say what it draws before anyone submits.
+        self.detail: dict[str, Any] = {"shapes": list(SHAPES)}
 
     def generate_batch(self, jobs: Sequence[ImageJob], options: RenderOptions) -> Rendered:
         if options.width != options.height:
