@@ -52,7 +52,24 @@ retention_batch tiers
 """
 NAMES_BEFORE_THE_SPLIT = {f"MESHFORGE_{name.upper()}" for name in FIELDS_BEFORE_THE_SPLIT.split()}
 # Added since, each with its row in the README's table: metrics and logs (docs/architecture.md).
-NAMES_ADDED = {"MESHFORGE_LOG_FORMAT", "MESHFORGE_DISPATCHER_METRICS_PORT"}
+NAMES_ADDED = {
+    "MESHFORGE_LOG_FORMAT",
+    "MESHFORGE_DISPATCHER_METRICS_PORT",
+    "MESHFORGE_IDEMPOTENCY_SECONDS",
+    "MESHFORGE_INSTANTMESH_CHUNK_SIZE",
+    "MESHFORGE_INSTANTMESH_DEVICE",
+    "MESHFORGE_INSTANTMESH_DTYPE",
+    "MESHFORGE_INSTANTMESH_MODEL_PATH",
+    "MESHFORGE_WEBHOOK_ALLOW_HTTP",
+    "MESHFORGE_WEBHOOK_MAX_ATTEMPTS",
+    "MESHFORGE_WEBHOOK_RETRY_SECONDS",
+    "MESHFORGE_WEBHOOK_SECRET",
+    "MESHFORGE_WEBHOOK_TIMEOUT_SECONDS",
+    "MESHFORGE_ZERO123PLUS_DTYPE",
+    "MESHFORGE_ZERO123PLUS_GUIDANCE",
+    "MESHFORGE_ZERO123PLUS_MODEL_PATH",
+    "MESHFORGE_ZERO123PLUS_STEPS",
+}
 SMALL_TIERS = (
     '{"standard": {"views": 4, "image_size": 128, "voxel_resolution": 64, "target_faces": 5000,'
     ' "texture_size": 512}, "high": {"views": 8, "image_size": 512, "voxel_resolution": 128,'
@@ -73,6 +90,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     },
     "flux_model_path": ("/srv/flux", Path("/srv/flux")),
     "triposr_model_path": ("/srv/triposr", Path("/srv/triposr")),
+    "instantmesh_model_path": ("/srv/instantmesh", Path("/srv/instantmesh")),
+    "zero123plus_model_path": ("/srv/zero123plus", Path("/srv/zero123plus")),
     "api_keys_file": ("keys.json", Path("keys.json")),
     "api_keys": ("[]", "[]"),
     "flux_steps": ("7", 7),
@@ -190,7 +209,7 @@ def test_the_shared_fields_are_read_by_the_processes_that_use_them() -> None:
     assert readers("request_timeout_seconds") == {"dispatcher", "image-service"}
     assert readers("tiers") == {"dispatcher", "image-service"}
     assert readers("max_image_pixels") == {"orchestrator", "image-service"}
-    assert readers("outbound_allowed_networks") == {"orchestrator", "image-service"}
+    assert readers("outbound_allowed_networks") == {"orchestrator", "dispatcher", "image-service"}
     assert readers("internal_token") == set(PROCESS_SETTINGS)
 
 
