@@ -30,10 +30,11 @@ from redis.asyncio import Redis
 
 from meshforge import redis_keys as keys
 from meshforge.errors import NotFound
-from meshforge.schemas import JobId, JobState, JobStatus
+from meshforge.schemas import JobId, JobStatus
 from meshforge.service import documented_errors as errors
 from orchestrator.auth import CallerDep, check_job_access
 from orchestrator.events import JobEvents
+from orchestrator.indexes import TERMINAL
 from orchestrator.jobs import JobStore
 from orchestrator.records import public_stages
 
@@ -72,7 +73,7 @@ class Snapshot:
 
     @property
     def is_terminal(self) -> bool:
-        return self.state in {s.value for s in JobState if s.is_terminal}
+        return self.state in TERMINAL
 
 
 def frame(event: str, data: dict[str, Any], event_id: str | None = None) -> str:
@@ -92,7 +93,10 @@ def changes(job_id: str, before: Snapshot | None, after: Snapshot) -> list[tuple
             found.append(
                 ("stage", {"job_id": job_id, "stage": name, "record": record.model_dump(mode="json")})
             )
-    # A stage's record is written with the next stage's start: the end is told before the start.
+    # A stage's record is written with the next stage's start: the end is told before the start. A
+    # job's own end is told once, by the ``end`` event, with the whole record.
+    if after.is_terminal:
+        return found
     if before is None or before.state != after.state:
         found.append(("state", summary))
     elif (before.progress, before.message) != (after.progress, after.message):
@@ -128,12 +132,7 @@ class JobEventStream:
                         before = Snapshot(job.state.value, job.progress, job.message, "{}")
                 for entry_id, fields in entries:
                     snapshot = Snapshot.of(fields)
-                    # A job's end is told once, by the ``end`` event below, with the whole record.
-                    found = [
-                        c
-                        for c in changes(job_id, before, snapshot)
-                        if not snapshot.is_terminal or c[0] == "stage"
-                    ]
+                    found = changes(job_id, before, snapshot)
                     for index, (event, data) in enumerate(found):
                         last = index == len(found) - 1 and not snapshot.is_terminal
                         yield frame(event, data, entry_id if last else None)

@@ -52,10 +52,7 @@ class JobEvents:
     ) -> JobStatus:
         """``read()`` once the job has ended, or after ``seconds``, whichever comes first."""
         deadline = time.monotonic() + seconds
-        woken = asyncio.Event()
-        self._waiters.setdefault(job_id, set()).add(woken)
-        try:
-            await self._listening()
+        async with self._registered(self._waiters, job_id) as woken:
             job = await read()
             while not job.state.is_terminal:
                 left = deadline - time.monotonic()
@@ -66,26 +63,27 @@ class JobEvents:
                 woken.clear()
                 job = await read()
             return job
-        finally:
-            waiting = self._waiters.get(job_id, set())
-            waiting.discard(woken)
-            if not waiting:
-                self._waiters.pop(job_id, None)
 
-    @contextlib.asynccontextmanager
-    async def follow(self, job_id: str) -> AsyncIterator[asyncio.Event]:
+    def follow(self, job_id: str) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
         """An event set whenever the job's record changes (and when missed changes are possible: the
         pub/sub connection came back); the follower clears it before each read. Subscribed on entry."""
-        changed = asyncio.Event()
-        self._followers.setdefault(job_id, set()).add(changed)
+        return self._registered(self._followers, job_id)
+
+    @contextlib.asynccontextmanager
+    async def _registered(
+        self, table: dict[str, set[asyncio.Event]], job_id: str
+    ) -> AsyncIterator[asyncio.Event]:
+        """A new event in ``table`` under ``job_id`` while inside, with the subscription confirmed."""
+        event = asyncio.Event()
+        table.setdefault(job_id, set()).add(event)
         try:
             await self._listening()
-            yield changed
+            yield event
         finally:
-            following = self._followers.get(job_id, set())
-            following.discard(changed)
-            if not following:
-                self._followers.pop(job_id, None)
+            registered = table.get(job_id, set())
+            registered.discard(event)
+            if not registered:
+                table.pop(job_id, None)
 
     async def _listening(self) -> None:
         if self._task is None or self._task.done():
