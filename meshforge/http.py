@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -69,32 +70,45 @@ class ReplicaPool:
         self._retry_seconds = retry_seconds
         self._freed = asyncio.Event()
 
-    def _round(self) -> list[str]:
+    def _round(self, only: frozenset[str] | None = None) -> list[str]:
         start = next(self._turn)
-        return self.urls[start:] + self.urls[:start]
+        turn = self.urls[start:] + self.urls[:start]
+        return [url for url in turn if only is None or url in only]
 
     async def post(
         self,
         path: str,
         body: BaseModel,
         response_model: type[T],
+        *,
+        only: Sequence[str] | None = None,
     ) -> tuple[T, str]:
-        """POST to a free replica; returns the parsed answer and the replica that gave it."""
+        """POST to a free replica; returns the parsed answer and the replica that gave it.
+
+        ``only`` restricts the call to some of the replicas (those running a backend a quality tier
+        prefers) for as long as one of them answers at all: once a whole round finds every one of them
+        unreachable, the call goes to any replica rather than wait out the deadline on dead ones."""
         deadline = time.monotonic() + self._deadline_seconds
         payload = body.model_dump_json().encode()
+        chosen = frozenset(url.rstrip("/") for url in only) & frozenset(self.urls) if only else None
         try:
-            return await self._post(path, payload, response_model, deadline)
+            return await self._post(path, payload, response_model, deadline, chosen or None)
         finally:
             self._freed.set()  # a replica this process used is free again: wake the calls waiting
             self._freed = asyncio.Event()
 
     async def _post(
-        self, path: str, payload: bytes, response_model: type[T], deadline: float
+        self,
+        path: str,
+        payload: bytes,
+        response_model: type[T],
+        deadline: float,
+        only: frozenset[str] | None,
     ) -> tuple[T, str]:
         while True:
             busy: list[str] = []
             down: list[str] = []
-            for base in self._round():
+            for base in self._round(only):
                 try:
                     response = await self._client.post(base + path, content=payload, headers=JSON)
                 except httpx.TransportError as exc:
@@ -123,6 +137,10 @@ class ReplicaPool:
                     f"no {self.stage} replica could take the job within {self._deadline_seconds:.0f} s "
                     f"({len(busy)} busy, {len(down)} unreachable or not answering)"
                 )
+            if only is not None and not busy:
+                log.warning("%s: every preferred replica is unreachable; trying them all", self.stage)
+                only = None
+                continue
             # Every replica busy: try again once a call of this process frees one, or after the pause
             # (a replica may be busy with another dispatcher's work, which no call here announces).
             with contextlib.suppress(TimeoutError):

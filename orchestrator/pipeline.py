@@ -173,7 +173,7 @@ class JobRunner:
         pool = self.pools[stage.service]
         started, started_at = time.monotonic(), time.time()
         result, replica = await self._until_cancelled(
-            job_id, lambda: pool.post(call.path, call.body, stage.response)
+            job_id, lambda: pool.post(call.path, call.body, stage.response, only=call.replicas)
         )
         seconds = time.monotonic() - started
         self.metrics.stage_seconds.labels(stage.state.value).observe(seconds)

@@ -34,7 +34,7 @@ from meshforge.stage_schemas import (
     StageAnswer,
 )
 from meshforge.storage import Storage
-from orchestrator.view_plan import ViewPlanner
+from orchestrator.view_plan import ViewPlan, ViewPlanner
 
 A = TypeVar("A", bound=StageAnswer)
 
@@ -50,6 +50,13 @@ class JobContext:
     storage: Storage
     planner: ViewPlanner
     answers: dict[JobState, StageAnswer] = field(default_factory=dict)
+    _plan: ViewPlan | None = field(default=None, init=False, repr=False)
+
+    async def plan(self) -> ViewPlan:
+        """The job's views and reconstruction replicas, planned once for all of its stages."""
+        if self._plan is None:
+            self._plan = await self.planner.plan(self.tier)
+        return self._plan
 
     def answer(self, state: JobState, model: type[A]) -> A:
         """The answer of an earlier stage, as the model the table declares for it."""
@@ -66,6 +73,7 @@ class StageCall:
     path: str
     body: BaseModel
     message: str
+    replicas: tuple[str, ...] | None = None  # the replicas it may go to; None: any
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ class Stage:
 
 async def _images_call(job: JobContext, output: Path) -> StageCall:
     if job.kind == "prompt":
-        plan = await job.planner.plan(job.tier)
+        plan = await job.plan()
         message = f"generating {plan.views} view{'s' if plan.views > 1 else ''} of the prompt"
         if plan.reason:
             message += f" ({plan.reason})"
@@ -112,6 +120,7 @@ async def _images_call(job: JobContext, output: Path) -> StageCall:
 
 async def _reconstruction_call(job: JobContext, output: Path) -> StageCall:
     images = job.answer(JobState.generating_images, ImagesResult)
+    plan = await job.plan()
     body = ReconstructRequest(
         image_paths=images.image_paths,
         views=images.views,
@@ -120,7 +129,11 @@ async def _reconstruction_call(job: JobContext, output: Path) -> StageCall:
         job_id=job.job_id,
         output_path=str(output),
     )
-    return StageCall("/reconstruct/mesh", body, f"reconstructing a mesh from {len(images.image_paths)} views")
+    count = len(images.image_paths)
+    message = f"reconstructing a mesh from {count} view{'s' if count > 1 else ''}"
+    if plan.routing:
+        message += f" ({plan.routing})"
+    return StageCall("/reconstruct/mesh", body, message, plan.replicas)
 
 
 async def _postprocess_call(job: JobContext, output: Path) -> StageCall:

@@ -128,6 +128,52 @@ def test_one_uploaded_image_becomes_a_glb_and_lists_its_generated_views(
     assert load(download(api, status["job_id"], tmp_path)).is_watertight
 
 
+def test_each_tier_goes_to_the_replicas_of_the_backend_it_prefers_in_a_mixed_pool(
+    instantmesh_fleet: Fleet,
+) -> None:
+    """One InstantMesh and one visual-hull replica in one pool: `high` prefers InstantMesh (its
+    default), `standard` is told to prefer the visual hull; each job lands on its backend, and the image
+    stage plans its views for that backend alone (one front view; the tier's eight)."""
+    port = free_port()
+    hull = instantmesh_fleet.start_service(
+        "reconstruction-hull",
+        "reconstruction_service",
+        "MESHFORGE_RECONSTRUCTION_SERVICE_PORT",
+        MESHFORGE_RECONSTRUCTION_SERVICE_PORT=str(port),
+        MESHFORGE_RECONSTRUCTION_BACKEND="visual_hull",
+    )
+    replicas = f"{instantmesh_fleet.env['MESHFORGE_RECONSTRUCTION_SERVICE_URLS']},http://127.0.0.1:{port}"
+    stack = start_stack(
+        instantmesh_fleet,
+        "mixed",
+        6,
+        MESHFORGE_RECONSTRUCTION_SERVICE_URLS=replicas,
+        MESHFORGE_TIERS='{"standard": {"reconstruction_backend": "visual_hull"}}',
+    )
+    try:
+        stack.start_dispatcher()
+        with httpx.Client(base_url=stack.api, timeout=30) as api:
+            ends = {}
+            for tier in ("high", "standard", "high", "standard"):
+                job = api.post("/3d/generate", json={"prompt": "a red cube", "quality_tier": tier})
+                assert job.status_code == 200, job.text
+                ends[job.json()["job_id"]] = tier
+            for job_id, tier in ends.items():
+                status = wait_for_end(api, job_id, timeout=300)
+                assert status["state"] == "completed", status["message"]
+                reconstruction = status["stages"]["reconstructing_3d"]
+                drawn = status["stages"]["generating_images"]["detail"]["image_paths"]
+                if tier == "high":
+                    assert reconstruction["backend"] == "instantmesh"
+                    assert len(drawn) == 1
+                else:
+                    assert reconstruction["backend"] == "visual_hull"
+                    assert len(drawn) == 8
+    finally:
+        stack.stop()
+        hull.stop()
+
+
 def busy(url: str) -> bool:
     return bool(httpx.get(f"{url}/health", timeout=5).json()["busy"])
 

@@ -120,14 +120,17 @@ def busy_replica(url: str, views: Views) -> Iterator[Future[httpx.Response]]:
 
 
 def pool_post(
-    pool_urls: list[str], body: ReconstructRequest, deadline: float = 60
+    pool_urls: list[str],
+    body: ReconstructRequest,
+    deadline: float = 60,
+    only: list[str] | None = None,
 ) -> tuple[ReconstructResponse, str]:
     async def call() -> tuple[ReconstructResponse, str]:
         async with make_client(60) as client:
             pool = ReplicaPool(
                 "reconstruction-service", pool_urls, client, deadline_seconds=deadline, retry_seconds=0.05
             )
-            return await pool.post("/reconstruct/mesh", body, ReconstructResponse)
+            return await pool.post("/reconstruct/mesh", body, ReconstructResponse, only=only)
 
     return asyncio.run(call())
 
@@ -168,6 +171,27 @@ def test_pool_skips_an_unreachable_replica(replicas: list[str], views: Views, de
     result, replica = pool_post([dead_url, replicas[1]], reconstruction(views, SMALL_RESOLUTION))
     assert replica == replicas[1]
     assert result.faces > 0
+
+
+def test_a_call_restricted_to_a_busy_replica_waits_for_it_rather_than_use_a_free_one(
+    replicas: list[str], views: Views
+) -> None:
+    chosen, other = replicas[0], replicas[1]
+    wait_free(other)
+    with busy_replica(chosen, views) as heavy:
+        result, replica = pool_post([other, chosen], reconstruction(views, SMALL_RESOLUTION), only=[chosen])
+        assert heavy.done(), "the restricted call was answered while its replica was still busy"
+    assert replica == chosen and result.faces > 0
+
+
+def test_a_call_restricted_to_unreachable_replicas_goes_to_any_replica(
+    replicas: list[str], views: Views, dead_url: str
+) -> None:
+    wait_free(replicas[1])
+    result, replica = pool_post(
+        [dead_url, replicas[1]], reconstruction(views, SMALL_RESOLUTION), only=[dead_url]
+    )
+    assert replica == replicas[1] and result.faces > 0
 
 
 def test_pool_gives_up_with_a_clear_message_when_no_replica_answers(views: Views, dead_url: str) -> None:

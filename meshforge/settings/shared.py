@@ -75,6 +75,9 @@ class TierProfile(BaseModel):
     texture_size: int
     # How the image stage keeps generated views in agreement (docs/images.md).
     consistency: ViewConsistency = ViewConsistency.sheet
+    # The reconstruction backend (a replica's /health `backend`) the tier's jobs go to where some
+    # replicas run it; None, or no replica running it: any replica (orchestrator/view_plan.py).
+    reconstruction_backend: str | None = None
 
 
 DEFAULT_TIERS: dict[QualityTier, TierProfile] = {
@@ -82,7 +85,12 @@ DEFAULT_TIERS: dict[QualityTier, TierProfile] = {
         views=8, image_size=256, voxel_resolution=96, target_faces=20_000, texture_size=1024
     ),
     QualityTier.high: TierProfile(
-        views=8, image_size=512, voxel_resolution=160, target_faces=80_000, texture_size=2048
+        views=8,
+        image_size=512,
+        voxel_resolution=160,
+        target_faces=80_000,
+        texture_size=2048,
+        reconstruction_backend="instantmesh",
     ),
 }
 
@@ -95,7 +103,9 @@ class TierSettings(SettingsGroup):
         description=(
             "JSON object overriding what quality tiers mean, merged over the defaults: only the tiers and "
             'fields given change, e.g. `{"high": {"target_faces": 150000}}` (fields: `views`, '
-            "`image_size`, `voxel_resolution`, `target_faces`, `texture_size`, `consistency`)"
+            "`image_size`, `voxel_resolution`, `target_faces`, `texture_size`, `consistency`, "
+            "`reconstruction_backend`: the backend the tier's jobs go to where some replicas run it, "
+            "`null` for any)"
         ),
         json_schema_extra={"shown_default": "see below"},
     )

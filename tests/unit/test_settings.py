@@ -107,7 +107,12 @@ SAMPLES: dict[str, tuple[str, Any]] = {
                 views=4, image_size=128, voxel_resolution=64, target_faces=5000, texture_size=512
             ),
             QualityTier.high: TierProfile(
-                views=8, image_size=512, voxel_resolution=128, target_faces=50000, texture_size=2048
+                views=8,
+                image_size=512,
+                voxel_resolution=128,
+                target_faces=50000,
+                texture_size=2048,
+                reconstruction_backend="instantmesh",  # not overridden: the default's preference stays
             ),
         },
     ),
