@@ -69,8 +69,11 @@ return 1
 # message, terminal states... Take ownership of a job this worker just moved off the queue. Refused
 # (and the id dropped from the list) when the job is finished, gone or another worker's; refused
 # without touching anything when the id is no longer in this worker's list: the worker stalled past
-# its lease, its list was reaped and the job is (or will be) another's. The (max+1)th claim ends it.
+# its lease, its list was reaped and the job is (or will be) another's. The (max+1)th claim ends it;
+# attempts its dispatcher handed back on a clean shutdown (`released`, orchestrator/queue.py) are not
+# counted, up to FREE_RELEASES of them: a job is never requeued forever, whatever stops its dispatchers.
 _CLAIM = """
+local FREE_RELEASES = 10
 local job, mine, job_id = KEYS[1], KEYS[2], ARGV[3]
 if not redis.call('LPOS', mine, job_id) then return 'stale' end
 local state = redis.call('HGET', job, 'state')
@@ -81,7 +84,8 @@ end
 local owner = redis.call('HGET', job, 'owner')
 if owner == ARGV[1] then return 'run' end
 if owner and owner ~= '' then redis.call('LREM', mine, 0, job_id) return 'taken' end
-if tonumber(redis.call('HGET', job, 'attempts') or '0') >= tonumber(ARGV[4]) then
+local released = math.min(tonumber(redis.call('HGET', job, 'released') or '0'), FREE_RELEASES)
+if tonumber(redis.call('HGET', job, 'attempts') or '0') - released >= tonumber(ARGV[4]) then
   redis.call('HSET', job, 'state', 'failed', 'message', ARGV[5], 'owner', '', 'updated_at', ARGV[2])
   mf_reindex(job, state)
   redis.call('LREM', mine, 0, job_id)

@@ -22,10 +22,11 @@ from redis.asyncio import Redis
 from meshforge import redis_keys as keys
 from orchestrator.indexes import REINDEX_LUA  # every state change keeps the state indexes exact
 
-# KEYS: processing list, queue, workers set, lease. ARGV: worker id, now, terminal states...
-# Give back every job of a worker whose lease is gone: the unfinished ones go to the queue's taking
-# end (first in line: they waited longest), oldest claim nearest the end, marked queued again with
-# their owner cleared.
+# KEYS: processing list, queue, workers set, lease. ARGV: worker id, now, message, released (1 on
+# a clean shutdown), terminal states... Give back every job of a worker whose lease is gone: the
+# unfinished ones go to the queue's taking end (first in line: they waited longest), oldest claim
+# nearest the end, marked queued again with their owner cleared. A job its worker handed back on a
+# clean shutdown counts one `released`, which the claim does not count as an attempt (jobs.py).
 _REQUEUE_DEAD = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local moved = 0
@@ -36,10 +37,11 @@ while true do
   local state = redis.call('HGET', job, 'state')
   local owner = redis.call('HGET', job, 'owner')
   local finished = (state == false) or (owner and owner ~= '' and owner ~= ARGV[1])
-  for i = 3, #ARGV do if state == ARGV[i] then finished = true end end
+  for i = 5, #ARGV do if state == ARGV[i] then finished = true end end
   if not finished then
     redis.call('HSET', job, 'state', 'queued', 'owner', '', 'updated_at', ARGV[2], 'progress', 0,
-               'message', 'requeued: the dispatcher running it stopped responding')
+               'message', ARGV[3])
+    if ARGV[4] == '1' and owner == ARGV[1] then redis.call('HINCRBY', job, 'released', 1) end
     mf_reindex(job, state)
     redis.call('RPUSH', KEYS[2], job_id)
     moved = moved + 1
@@ -76,6 +78,9 @@ mf_reindex(job, state)
 redis.call('RPUSH', KEYS[3], job_id)
 return 1
 """
+
+REAPED_MESSAGE = "requeued: the dispatcher running it stopped responding"
+RELEASED_MESSAGE = "requeued: the dispatcher running it was stopped cleanly (not counted as an attempt)"
 
 
 class ReliableQueue:
@@ -141,16 +146,17 @@ class ReliableQueue:
         for worker in cast("set[str]", await self.redis.smembers(keys.WORKERS)):
             result = await self._requeue_dead(
                 keys=[keys.processing(worker), keys.QUEUE, keys.WORKERS, keys.worker_alive(worker)],
-                args=[worker, time.time(), *terminal_states],
+                args=[worker, time.time(), REAPED_MESSAGE, 0, *terminal_states],
             )
             moved += max(0, int(result))
         return moved
 
     async def release(self, terminal_states: list[str]) -> int:
-        """On a clean shutdown: drop the lease and hand unfinished jobs straight back."""
+        """On a clean shutdown: drop the lease and hand unfinished jobs straight back, without counting
+        the attempt they were on (an upgrade is not the job's fault)."""
         await self.redis.delete(keys.worker_alive(self.worker_id))
         result = await self._requeue_dead(
             keys=[self.processing_key, keys.QUEUE, keys.WORKERS, keys.worker_alive(self.worker_id)],
-            args=[self.worker_id, time.time(), *terminal_states],
+            args=[self.worker_id, time.time(), RELEASED_MESSAGE, 1, *terminal_states],
         )
         return max(0, int(result))

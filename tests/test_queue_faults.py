@@ -26,9 +26,10 @@ from meshforge.errors import BackendError, MeshforgeError, ModelNotFound, StageU
 from meshforge.http import ReplicaPool
 from meshforge.schemas import JobState
 from meshforge.stage_schemas import ReconstructRequest, ReconstructResponse, StageAnswer
+from orchestrator.jobs import TERMINAL as TERMINAL_STATES
 from orchestrator.jobs import Claim, JobStore
 from orchestrator.pipeline import StageLog
-from orchestrator.queue import ReliableQueue
+from orchestrator.queue import RELEASED_MESSAGE, ReliableQueue
 from orchestrator.stages import JobContext, Stage
 from tests.faults import (
     HANG_UP,
@@ -138,10 +139,12 @@ def test_the_claim_after_max_attempts_fails_the_job_naming_them(server: AofRedis
         store = JobStore(client)
         a = ReliableQueue(client, "worker-a", 60)
         job_id = await store.create("prompt", REQUEST)
+        await a.register()
         for attempt in (1, 2):
             assert await a.claim(timeout=1) == job_id
             assert await store.claim(job_id, "worker-a", max_attempts=2) is Claim.run
-            assert await a.release(["completed", "failed", "cancelled"]) == 1, f"attempt {attempt}"
+            await client.delete(keys.worker_alive("worker-a"))  # its dispatcher died: the lease lapsed
+            assert await a.reap(TERMINAL_STATES) == 1, f"attempt {attempt}"
             await a.register()
         assert await a.claim(timeout=1) == job_id
         assert await store.claim(job_id, "worker-a", max_attempts=2) is Claim.exhausted
@@ -151,6 +154,30 @@ def test_the_claim_after_max_attempts_fails_the_job_naming_them(server: AofRedis
         assert (record["owner"], record["attempts"]) == ("", "2")
         assert await client.llen(a.processing_key) == 0
         assert await client.llen(keys.QUEUE) == 0
+
+    scenario(server, body)
+
+
+def test_clean_shutdowns_do_not_count_as_attempts_but_are_bounded(server: AofRedis) -> None:
+    """An upgrade that restarts dispatchers is not the job's fault; a job handed back more than ten
+    times on clean stops still ends, so nothing is requeued forever."""
+
+    async def body(client: Redis) -> None:
+        store = JobStore(client)
+        a = ReliableQueue(client, "worker-a", 60)
+        job_id = await store.create("prompt", REQUEST)
+        for attempt in range(12):
+            assert await a.claim(timeout=1) == job_id
+            assert await store.claim(job_id, "worker-a", max_attempts=2) is Claim.run, attempt
+            assert await a.release(TERMINAL_STATES) == 1
+            record = await store.raw(job_id)
+            assert record["state"] == "queued"
+            assert record["message"] == RELEASED_MESSAGE
+            await a.register()
+        assert await a.claim(timeout=1) == job_id
+        assert await store.claim(job_id, "worker-a", max_attempts=2) is Claim.exhausted
+        record = await store.raw(job_id)
+        assert (record["state"], record["attempts"], record["released"]) == ("failed", "12", "12")
 
     scenario(server, body)
 

@@ -21,7 +21,7 @@ from meshforge import redis_keys as keys
 from meshforge.errors import Conflict, NotFound
 from meshforge.schemas import JobState
 from orchestrator.jobs import TERMINAL, Claim, JobStore
-from orchestrator.queue import ReliableQueue
+from orchestrator.queue import RELEASED_MESSAGE, ReliableQueue
 from tests.fleet import (
     DispatcherProcess,
     Fleet,
@@ -409,6 +409,8 @@ def test_stopping_a_dispatcher_cleanly_requeues_its_jobs_at_once(
         status = api.get(f"/3d/status/{job_id}").json()
         assert status["state"] == "queued", status
         assert status["attempts"] == 1
+        assert status["message"] == RELEASED_MESSAGE  # and the attempt is not counted against the job
+        assert redis.hget(keys.job(job_id), "released") == "1"
         assert redis.lrange(keys.QUEUE, 0, -1) == [job_id]
         assert redis.hget(keys.job(job_id), "owner") == ""
         assert not redis.exists(keys.processing(first.worker_id))
