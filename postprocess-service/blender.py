@@ -54,8 +54,8 @@ def export_fbx(glb_path: Path, fbx_path: Path, *, blender_python: Path, timeout:
     """Convert ``glb_path`` to ``fbx_path`` with its textures embedded; returns the worker's summary.
 
     The FBX appears under its name only once complete: the worker writes it into a temporary folder
-    beside it under the same name (the exporter derives the texture paths it records from that name),
-    and it is renamed into place.
+    beside it under the same name (the file records that name as its own; no folder is recorded), and
+    it is renamed into place.
     """
     _require_blender(blender_python)
     fbx_path = Path(fbx_path)

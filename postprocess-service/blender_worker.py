@@ -20,6 +20,8 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,12 @@ RESULT_PREFIX = "MESHFORGE_RESULT "
 IMAGE_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "TARGA": "tga", "BMP": "bmp"}
 AXIS_NAMES = "XYZ"
 POSITION_DECIMALS = 5  # 10 µm: positions equal to this count as one vertex
+# Where an FBX names a file: elements of Texture and Video nodes, and Properties70 entries (the part of a
+# compound name after its last "|": "Original|FileName").
+PATH_ELEMENTS = {b"FileName", b"Filename", b"RelativeFilename"}
+PATH_PROPERTIES = {"Path", "FileName", "Filename", "RelativeFilename", "ApplicationNativeFile"}
+DOCUMENT_PROPERTIES = {"DocumentUrl", "SrcDocumentUrl", "Original|FileName"}
+PROPERTY_VALUE = 4  # a P element is (name, type, label, flags, value...)
 
 
 class WorkerError(Exception):
@@ -43,7 +51,11 @@ def convert(glb_path: Path, fbx_path: Path) -> dict[str, Any]:
         raise WorkerError(f'"{glb_path.name}" holds no mesh to export')
     name_images_for_embedding()
     export_fbx(fbx_path)
-    return {**mesh_counts(meshes), "images_embedded": read_fbx_file(fbx_path)["embedded_images"]}
+    written = read_fbx_file(fbx_path)
+    if any(not is_bare_file_name(path) for path in written["paths"]):
+        # A safety net for a changed exporter; the message names no path, as it may reach the client.
+        raise WorkerError("Blender wrote folder names into the FBX; it was not published")
+    return {**mesh_counts(meshes), "images_embedded": written["embedded_images"]}
 
 
 def check(fbx_path: Path) -> dict[str, Any]:
@@ -58,6 +70,7 @@ def check(fbx_path: Path) -> dict[str, Any]:
         "image_sizes": sorted([image.size[0], image.size[1]] for image in images),
         "bounds": bounds(positions),
         "uv_layers": max((len(obj.data.uv_layers) for obj in meshes), default=0),
+        "textured_materials": textured_materials(),
         "mean_colour_srgb": mean_colour_srgb(meshes),
         "file": read_fbx_file(fbx_path),
     }
@@ -77,6 +90,11 @@ def import_glb(glb_path: Path) -> None:
 
 
 def export_fbx(fbx_path: Path) -> None:
+    with bare_file_names(fbx_path.name):
+        write_fbx(fbx_path)
+
+
+def write_fbx(fbx_path: Path) -> None:
     run_operator(
         bpy.ops.export_scene.fbx,
         "write",
@@ -93,6 +111,8 @@ def export_fbx(fbx_path: Path) -> None:
         # Smoothing groups as well as normals: some importers (Unreal) warn without them.
         mesh_smooth_type="FACE",
         colors_type="SRGB",
+        # The only mode that embeds (any other turns embed_textures off); bare_file_names then removes
+        # the folder it names.
         path_mode="COPY",
         embed_textures=True,
         bake_anim=False,
@@ -141,6 +161,86 @@ def name_images_for_embedding() -> None:
             name = f"{stem}_{index}.{extension}"
         taken.add(name)
         image.filepath_raw = f"//{name}"  # only the string: setting filepath would reload the image
+
+
+@contextmanager
+def bare_file_names(document_name: str) -> Iterator[None]:
+    """While exporting, make every path the FBX holds a bare file name; the document's is ``document_name``.
+
+    The exporter records each texture as the absolute path it would copy it to, beside the FBX: the
+    service's temporary folder under outputs/. No path_mode avoids it (STRIP turns embedding off, and
+    the exporter makes the path absolute whatever the mode), and exporting from another folder would
+    only name that folder instead. So the paths are cut to their file names in the element tree,
+    between its building and its encoding by ``encode_bin.write``, which the exporter looks up on the
+    module at the call. Engines take the embedded pixels through the Texture→Video connection; a bare
+    name is where a tool that extracts them puts the file, beside the FBX. The exporter's document URL
+    is a fixed "/foobar.fbx"; the file's own name replaces it.
+    """
+    from io_scene_fbx import encode_bin  # the module the exporter writes through, shipped with bpy
+
+    original_write = encode_bin.write
+
+    def write_with_bare_names(filepath: str, root: Any, version: int) -> None:
+        _strip_folders(root, document_name)
+        original_write(filepath, root, version)
+
+    encode_bin.write = write_with_bare_names
+    try:
+        yield
+    finally:
+        encode_bin.write = original_write
+
+
+def _strip_folders(root: Any, document_name: str) -> None:
+    """Cut every path in the exporter's tree, whose strings are a uint32 length and the bytes."""
+    for element, index, is_document in _path_slots(root, _unpacked):
+        path = document_name if is_document else bare_file_name(_unpacked(element.props[index]))
+        data = path.encode("utf-8")
+        element.props[index] = len(data).to_bytes(4, "little") + data
+
+
+def _path_slots(element: Any, text: Callable[[bytes], str]) -> Iterator[tuple[Any, int, bool]]:
+    """(element, index of the string, whether it is the document's own name) for each file named.
+
+    Works on the exporter's tree and the parser's alike; ``text`` reads one of their strings.
+    """
+    kinds = element.props_type
+    if element.id in PATH_ELEMENTS and kinds[:1] == b"S":
+        yield element, 0, False
+    elif element.id == b"P" and kinds[: PROPERTY_VALUE + 1] == b"S" * (PROPERTY_VALUE + 1):
+        name = text(element.props[0])
+        if name in DOCUMENT_PROPERTIES or name.rsplit("|", 1)[-1] in PATH_PROPERTIES:
+            yield element, PROPERTY_VALUE, name in DOCUMENT_PROPERTIES
+    for child in element.elems:
+        yield from _path_slots(child, text)
+
+
+def _unpacked(packed: bytes) -> str:
+    return packed[4:].decode("utf-8", errors="replace")
+
+
+def bare_file_name(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def is_bare_file_name(path: str) -> bool:
+    return bare_file_name(path) == path and path not in {".", ".."} and ":" not in path
+
+
+def textured_materials() -> int:
+    """Materials whose shader takes its input from an image texture that has pixels."""
+    return sum(
+        1
+        for material in bpy.data.materials
+        if material.node_tree
+        and any(
+            node.type == "TEX_IMAGE"
+            and node.image is not None
+            and (node.image.packed_file or node.image.has_data)
+            and any(output.is_linked for output in node.outputs)
+            for node in material.node_tree.nodes
+        )
+    )
 
 
 def mesh_objects() -> list[Any]:
@@ -197,7 +297,8 @@ def read_fbx_file(fbx_path: Path) -> dict[str, Any]:
     """What an engine reads from the file itself, independent of Blender's re-import.
 
     Axes and unit from GlobalSettings, embedded images (Video nodes with content), objects carrying a
-    rotation, and the bounds and distinct positions of the stored vertices.
+    rotation, the bounds and distinct positions of the stored vertices, and every string that names a
+    file or holds a slash (object names aside).
     """
     from io_scene_fbx import parse_fbx  # Blender's own FBX parser, shipped with bpy
 
@@ -219,7 +320,33 @@ def read_fbx_file(fbx_path: Path) -> dict[str, Any]:
         # From the stored numbers, not the re-import: Blender's Y-up to Z-up rotation on re-import adds
         # float noise that could move a position across a rounding boundary.
         "unique_positions": len({tuple(round(c, POSITION_DECIMALS) for c in p) for p in points}),
+        "paths": sorted(_path_strings(root)),
     }
+
+
+def _path_strings(root: Any) -> set[str]:
+    """The non-empty strings that name a file, and any other string with a slash in it.
+
+    Object names ("name\\x00\\x01Class") and dates ("01/01/1970 …") are left out: no folder there.
+    """
+    named = {_decoded(element.props[index]) for element, index, _ in _path_slots(root, _decoded)}
+    return (named | set(_strings_with_slashes(root))) - {""}
+
+
+def _strings_with_slashes(element: Any) -> Iterator[str]:
+    strings = [
+        _decoded(value)
+        for value, kind in zip(element.props, element.props_type, strict=True)
+        if kind == b"S"[0]
+    ]
+    if not (element.id == b"P" and strings[1:2] == ["DateTime"]):
+        yield from (text for text in strings if ("/" in text or "\\" in text) and "\x00\x01" not in text)
+    for child in element.elems:
+        yield from _strings_with_slashes(child)
+
+
+def _decoded(value: bytes) -> str:
+    return value.decode("utf-8", errors="replace")
 
 
 def _stored_positions(nodes: list[Any]) -> list[tuple[float, float, float]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import stat
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from tests.fleet import REPO
 
 TIMEOUT = 120.0
 TEXTURE_SIZE = (32, 16)  # not square, so a texture stored transposed or resampled would show
+# The output folder's name: no string in an FBX could hold it by chance, so a leak of it shows.
+OUTPUT_FOLDER = "meshforge-outputs-q7z3"
 
 
 def configured_blender_python() -> Path:
@@ -88,7 +91,8 @@ class Exported:
 @pytest.fixture(scope="module")
 def textured_export(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     """One textured export shared by the tests that read it: each Blender run costs about a second."""
-    folder = tmp_path_factory.mktemp("fbx")
+    folder = tmp_path_factory.mktemp("fbx") / OUTPUT_FOLDER
+    folder.mkdir()
     glb = write_glb(textured_mesh(), folder / "source.glb")
     fbx = folder / "asset.fbx"
     summary = export_fbx(folder / "source.glb", fbx, blender_python=BLENDER_PYTHON, timeout=TIMEOUT)
@@ -113,6 +117,25 @@ def test_textured_glb_embeds_its_texture_in_the_fbx(textured_export: Exported) -
     assert check["file"]["embedded_images"] == 1
     assert check["images_with_data"] == 1 and check["image_sizes"] == [list(TEXTURE_SIZE)]
     assert check["uv_layers"] == 1 and check["materials"] == 1
+    assert check["textured_materials"] == 1  # the material's shader reads the embedded image
+
+
+@needs_blender
+def test_fbx_names_its_texture_and_itself_by_bare_file_names(textured_export: Exported) -> None:
+    # Every string that names a file, or holds a slash: Texture FileName/RelativeFilename, Video
+    # Filename/RelativeFilename/Path, the document URL and file name. Blender's exporter would write
+    # the absolute path of the staging folder under outputs/ (and "/foobar.fbx" as the document).
+    assert textured_export.check["file"]["paths"] == ["Image_0.png", "asset.fbx"]
+
+
+@needs_blender
+def test_fbx_holds_no_part_of_the_server_folders(textured_export: Exported) -> None:
+    folder = textured_export.folder
+    written = (folder / "asset.fbx").read_bytes()
+    staging_prefix = ".asset.fbx."  # the temporary folder it was written in: ".asset.fbx.<random>"
+    server_names = [str(folder), OUTPUT_FOLDER, staging_prefix, str(REPO), str(Path.cwd())]
+    names = [*server_names, tempfile.gettempdir() + "/", str(BLENDER_PYTHON.parent)]
+    assert [name for name in names if name.encode() in written] == []
 
 
 @needs_blender
@@ -152,6 +175,8 @@ def test_every_texture_of_a_material_is_embedded(tmp_path: Path) -> None:
 
     assert summary["images_embedded"] == check["file"]["embedded_images"] == 2
     assert check["image_sizes"] == [[4, 4], [8, 8]]
+    images = [path for path in check["file"]["paths"] if path != "asset.fbx"]
+    assert len(images) == 2 and all("/" not in path and path.endswith(".png") for path in images)
 
 
 @needs_blender
