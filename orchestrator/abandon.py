@@ -3,9 +3,9 @@
 Abandoning the call closes its HTTP connection, which the stage service notices: the work stops at its
 next safe point (meshforge.cancellation). The explicit ``POST /work/{job_id}/cancel`` to every replica
 makes that immediate and reaches work the connection alone cannot (image-service forwards it to the
-flux replicas). Then, for a job that ended cancelled, every ``outputs/{job_id}.*`` file is deleted:
-the replicas answer the cancel only once no rename of that job's files is in progress, so any file
-that still appeared before is gone after this.
+flux replicas). Then, for a job that ended cancelled (or failed, e.g. past its deadline), every
+``outputs/{job_id}.*`` file is deleted: the replicas answer the cancel only once no rename of that
+job's files is in progress, so any file that still appeared before is gone after this.
 
 It runs in the background, so the dispatcher's slot is free at once.
 """
@@ -63,7 +63,8 @@ async def abandon(
         log.info("job %s: abandoned to dispatcher %s; its replicas' work goes on", job_id, owner)
         return
     stopped = sum(await asyncio.gather(*(pool.cancel(job_id) for pool in pools)))
-    removed = storage.discard_job_outputs(job_id) if state == JobState.cancelled.value else []
+    ended_without_asset = state in (JobState.cancelled.value, JobState.failed.value)
+    removed = storage.discard_job_outputs(job_id) if ended_without_asset else []
     log.info(
         "job %s (%s): replicas stopped %d piece(s) of work; %d output file(s) removed",
         job_id, state, stopped, len(removed),

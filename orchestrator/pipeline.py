@@ -270,4 +270,7 @@ class JobRunner:
         )
         if failed:  # refused: the job was cancelled or taken over meanwhile, and ended elsewhere
             self.metrics.finished(JobState.failed, reason, time.time() - created_at)
+            # A failed job has no asset: what its last stage wrote before failing (a preview, a
+            # master) is no use to anyone, and would hold disk space until retention.
+            self.storage.discard_job_outputs(job_id)
         return bool(failed)

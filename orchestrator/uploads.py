@@ -8,6 +8,7 @@ stored files are named by their position and the format found in their bytes.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import uuid
 from functools import lru_cache
@@ -89,8 +90,14 @@ async def store_uploads(
         checked.append((data, await run_in_threadpool(checked_extension, data, name, limits, slots)))
     folder = Path("uploads") / uuid.uuid4().hex
     paths = []
-    for index, (data, extension) in enumerate(checked):
-        relative = folder / f"{index:02d}{extension}"
-        atomic_write_bytes(storage.inputs / relative, data)
-        paths.append(relative.as_posix())
+    try:
+        for index, (data, extension) in enumerate(checked):
+            relative = folder / f"{index:02d}{extension}"
+            atomic_write_bytes(storage.inputs / relative, data)
+            paths.append(relative.as_posix())
+    except BaseException:
+        # All or nothing: an upload that cannot be stored whole (a full disk) leaves no folder that
+        # would hold space until retention, and whose ids the caller never got.
+        shutil.rmtree(storage.inputs / folder, ignore_errors=True)
+        raise
     return paths
