@@ -1,5 +1,6 @@
 """Import a module of scripts/ by file path: scripts/ is not a package (each script runs on its own),
-and tests never touch sys.path."""
+and tests never touch sys.path. The deployment generators are not loaded this way: they are the package
+meshforge.deploy, which the tests import."""
 
 from __future__ import annotations
 

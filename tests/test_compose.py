@@ -20,6 +20,12 @@ from typing import Any, NamedTuple
 import pytest
 import yaml
 
+from meshforge.deploy import prometheus
+from meshforge.deploy.common import PROFILE_DEFAULTS, SETTINGS_EXAMPLE, SETTINGS_FILE
+from meshforge.deploy.compose import cli as generator
+from meshforge.deploy.compose import services as generated_services
+from meshforge.deploy.compose.companions import companions, defaults_file, defaults_text
+from meshforge.deploy.compose.layout import COMMITTED
 from meshforge.internal_token import INTERNAL_TOKEN_HEADER
 from meshforge.settings import PROCESS_SETTINGS, field_default
 from tests.scripts import load_script
@@ -51,7 +57,6 @@ IMAGES = {
 }
 
 
-generate_compose = load_script("generate_compose")
 extra_requirements = load_script("extra_requirements")
 
 DOCKER_COMPOSE = shutil.which("docker-compose")
@@ -95,24 +100,24 @@ def committed_project(folder: Path, name: str, settings: str | None = "") -> Pat
     path = folder / name
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / name, path)
-    for relative in generate_compose.companions(generate_compose.COMMITTED[name]):
+    for relative in companions(COMMITTED[name]):
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / relative, folder / relative)
     if settings is not None:
-        (folder / generate_compose.SETTINGS_FILE).write_text(settings)
+        (folder / SETTINGS_FILE).write_text(settings)
     return path
 
 
 def generated(tmp_path: Path, *args: str, settings: str | None = "") -> Path:
     """A generated compose file in tmp_path, with what it reads (the generator's own companions)."""
     argv = [*args, "--output", str(tmp_path / "docker-compose.yml")]
-    target, text = generate_compose.generate(argv)
+    target, text = generator.generate(argv)
     target.write_text(text)
-    for relative, content in generate_compose.companions(argv).items():
+    for relative, content in companions(argv).items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(content)
     if settings is not None:
-        (tmp_path / generate_compose.SETTINGS_FILE).write_text(settings)
+        (tmp_path / SETTINGS_FILE).write_text(settings)
     return target
 
 
@@ -159,12 +164,12 @@ def cpu(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return resolve(committed_project(tmp_path_factory.mktemp("cpu"), "docker-compose.cpu.yml"))
 
 
-@pytest.mark.parametrize("name", sorted(generate_compose.COMMITTED))
+@pytest.mark.parametrize("name", sorted(COMMITTED))
 def test_committed_compose_files_are_generated(name: str) -> None:
-    argv = generate_compose.COMMITTED[name]
-    _, text = generate_compose.generate(argv)
+    argv = COMMITTED[name]
+    _, text = generator.generate(argv)
     assert (ROOT / name).read_text() == text, f"{name} was edited by hand: run scripts/generate_compose.py"
-    for relative, content in generate_compose.companions(argv).items():
+    for relative, content in companions(argv).items():
         assert (ROOT / relative).read_text() == content, (
             f"{relative} is stale: run scripts/generate_compose.py"
         )
@@ -295,7 +300,7 @@ def test_other_gpu_counts(
 
 
 def test_every_service_but_redis_reads_its_profile_defaults_then_meshforge_env() -> None:
-    for name, argv in generate_compose.COMMITTED.items():
+    for name, argv in COMMITTED.items():
         profile = "cpu" if "--cpu" in argv else "gpu"
         services = yaml.safe_load((ROOT / name).read_text())["services"]
         assert "env_file" not in services["redis"] and "env_file" not in services["prometheus"], name
@@ -305,8 +310,8 @@ def test_every_service_but_redis_reads_its_profile_defaults_then_meshforge_env()
             assert not {"MESHFORGE_FLUX_BACKEND", "MESHFORGE_RECONSTRUCTION_BACKEND"} & set(
                 service.get("environment", {})
             ), service_name
-        defaults = (ROOT / generate_compose.defaults_file(profile)).read_text()
-        for variable, value in generate_compose.PROFILE_DEFAULTS[profile].items():
+        defaults = (ROOT / defaults_file(profile)).read_text()
+        for variable, value in PROFILE_DEFAULTS[profile].items():
             assert f"\n{variable}={value}\n" in defaults, (profile, variable)
 
 
@@ -326,7 +331,7 @@ def env_text(values: dict[str, str]) -> str:
 
 
 @needs_compose
-@pytest.mark.parametrize("name", sorted(generate_compose.COMMITTED))
+@pytest.mark.parametrize("name", sorted(COMMITTED))
 def test_a_setting_in_meshforge_env_reaches_every_container(tmp_path: Path, name: str) -> None:
     path = committed_project(tmp_path, name, env_text(OPERATOR_SETTINGS))
     services = resolve(path)["services"]
@@ -400,7 +405,7 @@ def test_compose_refuses_to_start_without_meshforge_env(tmp_path: Path) -> None:
 @needs_compose
 def test_the_example_copied_as_meshforge_env_changes_nothing(tmp_path: Path) -> None:
     # The documented first step, cp meshforge.env.example meshforge.env: every line is commented out.
-    example = (ROOT / generate_compose.SETTINGS_EXAMPLE).read_text()
+    example = (ROOT / SETTINGS_EXAMPLE).read_text()
     copied = resolve(committed_project(tmp_path / "copied", "docker-compose.yml", example))["services"]
     empty = resolve(committed_project(tmp_path / "empty", "docker-compose.yml", ""))["services"]
     assert {name: service["environment"] for name, service in copied.items()} == {
@@ -428,14 +433,14 @@ def test_the_generator_writes_the_defaults_and_creates_meshforge_env_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "docker-compose.2gpu.yml"
-    assert generate_compose.main(["--gpus", "2", "--output", str(output)]) == 0
+    assert generator.main(["--gpus", "2", "--output", str(output)]) == 0
     assert output.is_file()
-    assert (tmp_path / "deploy/compose/gpu.env").read_text() == generate_compose.defaults_text("gpu")
+    assert (tmp_path / "deploy/compose/gpu.env").read_text() == defaults_text("gpu")
     settings = tmp_path / "meshforge.env"
     assert settings.read_text() == (ROOT / "meshforge.env.example").read_text()
     assert "created" in capsys.readouterr().out
     settings.write_text("MESHFORGE_FLUX_MODEL=black-forest-labs/FLUX.1-dev\n")
-    assert generate_compose.main(["--cpu", "--output", str(tmp_path / "docker-compose.cpu.yml")]) == 0
+    assert generator.main(["--cpu", "--output", str(tmp_path / "docker-compose.cpu.yml")]) == 0
     assert settings.read_text() == "MESHFORGE_FLUX_MODEL=black-forest-labs/FLUX.1-dev\n"  # never touched
     assert (tmp_path / "deploy/compose/cpu.env").is_file()
     assert "created" not in capsys.readouterr().out
@@ -444,7 +449,7 @@ def test_the_generator_writes_the_defaults_and_creates_meshforge_env_once(
 def test_generator_refuses_impossible_splits() -> None:
     for args in (["--gpus", "0"], ["--gpus", "4", "--flux-gpus", "4"], ["--gpus", "4", "--flux-gpus", "0"]):
         with pytest.raises(SystemExit):
-            generate_compose.generate(args)
+            generator.generate(args)
 
 
 @dataclass(frozen=True)
@@ -499,7 +504,7 @@ def test_the_services_have_no_dockerfile_of_their_own() -> None:
 
 
 def test_the_generator_builds_each_service_as_the_dockerfile_expects() -> None:
-    assert {service: build_args(service) for service in IMAGES} == generate_compose.IMAGES
+    assert {service: build_args(service) for service in IMAGES} == generated_services.IMAGES
 
 
 @pytest.mark.parametrize("service", sorted(IMAGES))
@@ -650,7 +655,7 @@ def test_secrets_come_from_the_project_env_file(tmp_path: Path) -> None:
 
 def test_committed_compose_files_hold_no_secret() -> None:
     token, password = (f"${{{name}:?" for name in sorted(TEST_SECRETS))
-    for name in generate_compose.COMMITTED:
+    for name in COMMITTED:
         services = yaml.safe_load((ROOT / name).read_text())["services"]
         command = services["redis"]["command"]
         assert command[command.index("--requirepass") + 1].startswith(password), name
@@ -679,13 +684,10 @@ def test_every_meshforge_service_gets_the_token_and_redis_a_password(
         assert "MESHFORGE_INTERNAL_TOKEN" not in services["ui"].get("environment", {})
 
 
-prometheus_config = load_script("prometheus_config")
-
-
 def scrape_config(config: dict[str, Any]) -> dict[str, Any]:
     """The Prometheus configuration the resolved compose config mounts, read from the project folder."""
     mounts = {target: source for source, target in map(mount, config["services"]["prometheus"]["volumes"])}
-    return yaml.safe_load(Path(mounts[prometheus_config.COMPOSE_CONFIG]).read_text())
+    return yaml.safe_load(Path(mounts[prometheus.COMPOSE_CONFIG]).read_text())
 
 
 def scraped_names(config: dict[str, Any]) -> dict[str, tuple[list[str], int]]:
@@ -706,9 +708,9 @@ def metrics_port(service: dict[str, Any]) -> int:
 
 
 def test_the_prometheus_constants_are_the_fleets() -> None:
-    assert prometheus_config.TOKEN_HEADER == INTERNAL_TOKEN_HEADER
-    assert field_default("dispatcher_metrics_port") == prometheus_config.DISPATCHER_METRICS_PORT
-    assert re.fullmatch(r"prom/prometheus:v3\.\d+\.\d+", prometheus_config.IMAGE)  # http_headers: 3.x
+    assert prometheus.TOKEN_HEADER == INTERNAL_TOKEN_HEADER
+    assert field_default("dispatcher_metrics_port") == prometheus.DISPATCHER_METRICS_PORT
+    assert re.fullmatch(r"prom/prometheus:v3\.\d+\.\d+", prometheus.IMAGE)  # http_headers: 3.x
 
 
 @needs_compose
@@ -717,14 +719,14 @@ def test_prometheus_is_on_loopback_with_its_config_read_only_and_a_named_volume(
 ) -> None:
     for config, scrape_file in ((gpu8, "prometheus.yml"), (cpu, "prometheus.cpu.yml")):
         service = config["services"]["prometheus"]
-        assert service["image"] == prometheus_config.IMAGE
+        assert service["image"] == prometheus.IMAGE
         assert [port(p) for p in service["ports"]] == ["127.0.0.1:9090:9090"]
         mounts = {target: source for source, target in map(mount, service["volumes"])}
         assert mounts == {
-            prometheus_config.COMPOSE_CONFIG: str(config["x-project"] / "deploy/prometheus" / scrape_file),
+            prometheus.COMPOSE_CONFIG: str(config["x-project"] / "deploy/prometheus" / scrape_file),
             "/prometheus": "prometheus-data",
         }
-        (config_volume,) = [v for v in service["volumes"] if mount(v)[1] == prometheus_config.COMPOSE_CONFIG]
+        (config_volume,) = [v for v in service["volumes"] if mount(v)[1] == prometheus.COMPOSE_CONFIG]
         if isinstance(config_volume, dict):
             assert config_volume["read_only"] is True
         else:
@@ -769,15 +771,15 @@ def test_prometheus_reads_the_token_from_a_file_and_no_config_holds_it(
 ) -> None:
     service = gpu8["services"]["prometheus"]
     assert service["environment"]["MESHFORGE_INTERNAL_TOKEN"] == "test-internal-token"  # from .env
-    assert service["tmpfs"] == [prometheus_config.TOKEN_DIR]  # memory only, not the data volume
+    assert service["tmpfs"] == [prometheus.TOKEN_DIR]  # memory only, not the data volume
     # Every committed scrape config sends the header from the file alone: no value, no secret inline.
     committed_configs = sorted((ROOT / "deploy/prometheus").glob("*.yml"))
     assert [path.name for path in committed_configs] == ["prometheus.cpu.yml", "prometheus.yml"]
     for path in committed_configs:
         for job in yaml.safe_load(path.read_text())["scrape_configs"]:
-            assert job["http_headers"] == {INTERNAL_TOKEN_HEADER: {"files": [prometheus_config.TOKEN_FILE]}}
+            assert job["http_headers"] == {INTERNAL_TOKEN_HEADER: {"files": [prometheus.TOKEN_FILE]}}
     mounted = {target: source for source, target in map(mount, service["volumes"])}
-    assert "test-internal-token" not in Path(mounted[prometheus_config.COMPOSE_CONFIG]).read_text()
+    assert "test-internal-token" not in Path(mounted[prometheus.COMPOSE_CONFIG]).read_text()
     committed = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["prometheus"]
     assert committed["environment"]["MESHFORGE_INTERNAL_TOKEN"].startswith("${MESHFORGE_INTERNAL_TOKEN:?")
 
@@ -787,7 +789,7 @@ def test_prometheus_reads_the_token_from_a_file_and_no_config_holds_it(
     token_file, fake = tmp_path / "token", tmp_path / "prometheus"
     fake.write_text('#!/bin/sh\necho "$@"\necho "${MESHFORGE_INTERNAL_TOKEN-unset}"\n')
     fake.chmod(0o755)
-    script = script.replace("$$", "$").replace(prometheus_config.TOKEN_FILE, str(token_file))
+    script = script.replace("$$", "$").replace(prometheus.TOKEN_FILE, str(token_file))
     script = script.replace("/bin/prometheus", str(fake))
     done = subprocess.run(
         ["sh", flag, script, name, *service["command"]],
@@ -812,6 +814,6 @@ def test_prometheus_reads_the_token_from_a_file_and_no_config_holds_it(
     ],
 )
 def test_each_compose_file_has_a_scrape_config_of_its_own(compose_file: str, scrape_file: str) -> None:
-    assert prometheus_config.compose_file_for(compose_file) == scrape_file
+    assert prometheus.compose_file_for(compose_file) == scrape_file
     argv = ["--gpus", "1", "--output", str(ROOT / compose_file)]
-    assert scrape_file in generate_compose.companions(argv)
+    assert scrape_file in companions(argv)

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from meshforge.deploy import prometheus
+from meshforge.deploy.kubernetes import cli as generator
 from meshforge.internal_token import INTERNAL_TOKEN_HEADER
 from meshforge.settings import PROCESS_SETTINGS, field_default
-from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "deploy" / "kubernetes" / "meshforge.yaml"
@@ -34,9 +35,6 @@ PORT_FIELDS = {
     "reconstruction": "reconstruction_service_port",
     "postprocess-service": "postprocess_service_port",
 }
-
-
-generate_kubernetes = load_script("generate_kubernetes")
 
 
 def validator() -> str | None:
@@ -55,7 +53,7 @@ def validate(path: Path) -> None:
 
 
 def generated(tmp_path: Path, *args: str) -> Path:
-    target, text = generate_kubernetes.generate([*args, "--output", str(tmp_path / "meshforge.yaml")])
+    target, text = generator.generate([*args, "--output", str(tmp_path / "meshforge.yaml")])
     target.write_text(text)
     return target
 
@@ -95,7 +93,7 @@ def committed() -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def test_committed_manifests_are_generated() -> None:
-    _, text = generate_kubernetes.generate([])
+    _, text = generator.generate([])
     assert COMMITTED.read_text() == text, (
         "deploy/kubernetes/ was edited by hand: run scripts/generate_kubernetes.py"
     )
@@ -283,7 +281,7 @@ def test_the_host_name_is_the_ingress_and_the_ui_allowed_host(
 def test_generator_refuses_a_stage_without_gpus() -> None:
     for args in (["--flux-gpus", "0"], ["--reconstruction-gpus", "0"], ["--gpu-node-selector", "gpu"]):
         with pytest.raises(SystemExit):
-            generate_kubernetes.generate(args)
+            generator.generate(args)
 
 
 def test_every_meshforge_pod_takes_the_token_and_redis_password_from_the_secret(
@@ -406,9 +404,6 @@ def test_network_policies_admit_only_the_fleet_and_the_ingress(
 def test_the_ingress_namespace_can_be_chosen(tmp_path: Path) -> None:
     docs = parse(generated(tmp_path, "--ingress-namespace", "traefik"))
     assert policy_sources(docs, "ui")[0] == {"ingress:traefik"}
-
-
-prometheus_config = load_script("prometheus_config")
 
 
 def scrape_jobs(docs: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -541,7 +536,7 @@ def test_prometheus_keeps_its_data_on_a_claim_and_may_list_the_namespaces_pods(
     text = committed[("ConfigMap", "prometheus-config")]["data"]["prometheus.yml"]
     annotations = spec["template"]["metadata"]["annotations"]
     assert annotations["meshforge/prometheus-config-sha256"] == hashlib.sha256(text.encode()).hexdigest()[:16]
-    assert container(deployment)["image"] == prometheus_config.IMAGE
+    assert container(deployment)["image"] == prometheus.IMAGE
     assert container(deployment)["readinessProbe"]["httpGet"]["path"] == "/-/ready"
     # Its own account, allowed to watch the pods of this namespace, nothing else.
     assert spec["template"]["spec"]["serviceAccountName"] == "prometheus"

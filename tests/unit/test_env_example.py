@@ -1,5 +1,6 @@
-"""meshforge.env.example is the one scripts/env_example.py makes from the settings classes, and it is right:
-every setting once, every line commented out, and each default, uncommented, reads back as the default."""
+"""meshforge.env.example is the one meshforge.deploy.env_example (scripts/env_example.py) makes from the
+settings classes, and it is right: every setting once, every line commented out, and each default,
+uncommented, reads back as the default."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from meshforge.deploy import env_example
 from meshforge.settings import PROCESS_SETTINGS, env_names, is_settings_variable
 from tests.fleet import REPO
-from tests.scripts import load_script
 
-env_example = load_script("env_example")
 EXAMPLE = REPO / "meshforge.env.example"
 
 

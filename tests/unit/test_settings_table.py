@@ -1,12 +1,11 @@
-"""The README's configuration table is the one scripts/settings_table.py makes from the settings classes."""
+"""The README's configuration table is the one meshforge.deploy.settings_table (scripts/settings_table.py)
+makes from the settings classes."""
 
 from __future__ import annotations
 
+from meshforge.deploy import settings_table
 from meshforge.settings import PROCESS_SETTINGS, env_names
 from tests.fleet import REPO
-from tests.scripts import load_script
-
-settings_table = load_script("settings_table")
 
 
 def test_the_readme_table_is_the_generated_one() -> None:

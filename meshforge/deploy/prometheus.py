@@ -1,11 +1,10 @@
 """The Prometheus that scrapes a meshforge fleet: its scrape configuration, flags and image, shared by
-scripts/generate_compose.py (targets: the compose services, found by DNS) and
-scripts/generate_kubernetes.py (targets: the namespace's pods, found through the Kubernetes API).
+meshforge.deploy.compose (targets: the compose services, found by DNS) and meshforge.deploy.kubernetes
+(targets: the namespace's pods, found through the Kubernetes API).
 
-Not a script of its own: both generators load it by file path (scripts/ is not a package). The files it
-feeds are generated, like the deployments: deploy/prometheus/prometheus.yml (docker-compose.yml),
-deploy/prometheus/prometheus.cpu.yml (docker-compose.cpu.yml) and the ConfigMap `prometheus-config` in
-deploy/kubernetes/meshforge.yaml. Standard library only, like the generators.
+The files it feeds are generated, like the deployments: deploy/prometheus/prometheus.yml
+(docker-compose.yml), deploy/prometheus/prometheus.cpu.yml (docker-compose.cpu.yml) and the ConfigMap
+`prometheus-config` in deploy/kubernetes/meshforge.yaml. Standard library only, like the generators.
 """
 
 from __future__ import annotations
