@@ -105,8 +105,13 @@ def _cancellable(route: Callable[[Any, Request], Coroutine[Any, Any, ImagesResul
     return run
 
 
-# The cancel reaches this service's task of the job and, forwarded, the flux replicas' work on it.
-add_cancel_route(app, forward=lambda job_id: app.state.generator.cancel(job_id))
+# The cancel reaches this service's task of the job and, forwarded, the flux replicas' work on it; its
+# progress adds what the flux replicas drawing its views have done so far.
+add_cancel_route(
+    app,
+    forward=lambda job_id: app.state.generator.cancel(job_id),
+    progress=lambda job_id, answer: app.state.generator.progress(job_id, answer),
+)
 
 
 @app.post("/imagine/generate", response_model=ImagesResult)

@@ -26,6 +26,7 @@ from PIL import Image
 from image_service.backends.base import ImageDrawer
 from image_service.prompts import sheet_prompt, view_prompt, view_seed
 from image_service.sheet import compose, layout_for, split
+from meshforge.cancellation import report_progress
 from meshforge.errors import BackendError
 from meshforge.geometry.views import CanonicalView
 from meshforge.images import encode_png
@@ -51,6 +52,7 @@ async def draw_views(
     strategy: ViewConsistency,
     folder: Path,
 ) -> DrawnViews:
+    report_progress(0, len(views), "views")  # each drawing call adds its views (backends/flux_replicas.py)
     posed = await drawer.draws_posed_views()
     if len(views) == 1:  # nothing to agree with; a sheet prompt would ask for a "grid" of one drawing
         answers = await _per_view(drawer, prompt, views, size, lambda _: seed, folder)

@@ -9,7 +9,8 @@ argument: it calls ``check_cancelled()`` at safe points (between denoising steps
 post-processing steps), which raises ``JobCancelled`` once the token is set. The thread then ends, and
 the service is free for the next job. A file is committed (renamed into place) under the token's lock
 after one last check (``commit_point``), so once the cancel route has answered, no file of that work can
-appear any more.
+appear any more. At the same safe points, where a count is known, it calls ``report_progress(done, total,
+unit)``, which ``GET /work/{job_id}/progress`` answers (meshforge.progress).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from meshforge.errors import InvalidInput, JobCancelled
+from meshforge.progress import ProgressRefiner, WorkProgress, add_progress_route
 from meshforge.text import JOB_ID_PATTERN
 
 R = TypeVar("R")
@@ -46,6 +48,7 @@ class CancelToken:
         self._event = threading.Event()
         self._lock = threading.Lock()  # held while a file is committed: cancel waits for the rename
         self._callbacks: list[Callable[[], object]] = []
+        self.progress = WorkProgress()  # how far the work has got (report_progress)
 
     @property
     def cancelled(self) -> bool:
@@ -96,6 +99,28 @@ def check_cancelled() -> None:
         token.raise_if_cancelled()
 
 
+def on_cancelled(callback: Callable[[], object]) -> None:
+    """Run ``callback`` when the current work is cancelled (at once if it already is; never outside
+    any work): for work that cannot reach a safe point by itself, such as a child process to kill."""
+    token = _current.get()
+    if token is not None:
+        token.on_cancel(callback)
+
+
+def current_progress() -> WorkProgress | None:
+    """The current work's count (None outside any work)."""
+    token = _current.get()
+    return token.progress if token is not None else None
+
+
+def report_progress(done: int, total: int, unit: str) -> None:
+    """The current work has done ``done`` of ``total`` ``unit`` ("views", "steps", "chunks"); no-op
+    outside any work. Cheap: call it at every safe point that knows a count."""
+    token = _current.get()
+    if token is not None:
+        token.progress.report(done, total, unit)
+
+
 @contextlib.contextmanager
 def commit_point() -> Iterator[None]:
     """Wrap the rename that makes a file visible: refused once the current work is cancelled, and a
@@ -123,6 +148,10 @@ class WorkRegistry:
     def running(self, job_id: str) -> bool:
         with self._lock:
             return bool(self._running.get(job_id))
+
+    def progress(self, job_id: str) -> list[WorkProgress]:
+        with self._lock:
+            return [token.progress for token in self._running.get(job_id, ())]
 
     def open(self, job_id: str | None) -> CancelToken:
         token = CancelToken(job_id)
@@ -266,9 +295,12 @@ def add_cancel_route(
     app: FastAPI,
     registry: WorkRegistry = WORK,
     forward: Callable[[str], Awaitable[object]] | None = None,
+    progress: ProgressRefiner | None = None,
 ) -> None:
     """``POST /work/{job_id}/cancel``: abandon ``job_id``'s work here. Idempotent: 200 whether or not
-    the job ran here. ``forward`` passes the cancel on (image-service → its flux replicas)."""
+    the job ran here. ``forward`` passes the cancel on (image-service → its flux replicas). Also
+    ``GET /work/{job_id}/progress`` (meshforge.progress), made more exact by ``progress`` if given."""
+    add_progress_route(app, registry.progress, check_job_id, progress)
 
     @app.post("/work/{job_id}/cancel", response_model=CancelAnswer, tags=["work"])
     async def cancel_work(job_id: str) -> CancelAnswer:

@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from meshforge.errors import ERRORS_BY_CODE, BackendError, MeshforgeError, ServiceBusy, StageUnavailable
 from meshforge.internal_token import internal_headers
+from meshforge.progress import ProgressAnswer
 
 T = TypeVar("T", bound=BaseModel)
 JSON = {"Content-Type": "application/json"}
@@ -82,17 +83,20 @@ class ReplicaPool:
         response_model: type[T],
         *,
         only: Sequence[str] | None = None,
+        on_attempt: Callable[[str], None] | None = None,
     ) -> tuple[T, str]:
         """POST to a free replica; returns the parsed answer and the replica that gave it.
 
         ``only`` restricts the call to some of the replicas (those running a backend a quality tier
         prefers) for as long as one of them answers at all: once a whole round finds every one of them
-        unreachable, the call goes to any replica rather than wait out the deadline on dead ones."""
+        unreachable, the call goes to any replica rather than wait out the deadline on dead ones.
+        ``on_attempt(replica)`` is told each replica the call is sent to, just before it is: the last one
+        told holds the call (where its progress can be asked, ``work_progress``)."""
         deadline = time.monotonic() + self._deadline_seconds
         payload = body.model_dump_json().encode()
         chosen = frozenset(url.rstrip("/") for url in only) & frozenset(self.urls) if only else None
         try:
-            return await self._post(path, payload, response_model, deadline, chosen or None)
+            return await self._post(path, payload, response_model, deadline, chosen or None, on_attempt)
         finally:
             self._freed.set()  # a replica this process used is free again: wake the calls waiting
             self._freed = asyncio.Event()
@@ -104,11 +108,14 @@ class ReplicaPool:
         response_model: type[T],
         deadline: float,
         only: frozenset[str] | None,
+        on_attempt: Callable[[str], None] | None = None,
     ) -> tuple[T, str]:
         while True:
             busy: list[str] = []
             down: list[str] = []
             for base in self._round(only):
+                if on_attempt is not None:
+                    on_attempt(base)
                 try:
                     response = await self._client.post(base + path, content=payload, headers=JSON)
                 except httpx.TransportError as exc:
@@ -176,6 +183,20 @@ class ReplicaPool:
             return 0
 
         return sum(await asyncio.gather(*(tell(base) for base in self.urls)))
+
+    async def work_progress(self, base: str, job_id: str, timeout: float = 1.0) -> ProgressAnswer | None:
+        """How far ``job_id``'s work on replica ``base`` has got (``GET /work/{job_id}/progress``); None
+        when it gave no usable answer (a replica without the route, slow, down). Progress is a nicety:
+        this never raises, and logs at debug only."""
+        try:
+            response = await self._client.get(f"{base}/work/{job_id}/progress", timeout=timeout)
+            if response.is_success:
+                return ProgressAnswer.model_validate_json(response.content)
+            status = response.status_code
+            log.debug("%s replica %s: no progress of job %s (%d)", self.stage, base, job_id, status)
+        except (httpx.HTTPError, ValidationError) as exc:
+            log.debug("%s replica %s: no progress of job %s: %r", self.stage, base, job_id, exc)
+        return None
 
 
 def _parse(response: httpx.Response, model: type[T], stage: str) -> T:

@@ -221,6 +221,14 @@ class JobView(BaseModel):
     url: str = Field(examples=["/3d/views/0123456789abcdef0123456789abcdef/00-front.png"])
 
 
+class StageProgress(BaseModel):
+    """How far the running stage has got, where its service can tell: ``done`` of ``total`` ``unit``."""
+
+    done: int = Field(ge=0, examples=[3])
+    total: int = Field(ge=1, examples=[8])
+    unit: str = Field(examples=["views"], description="What is counted: views, steps, chunks")
+
+
 class JobStatus(BaseModel):
     job_id: str
     kind: str
@@ -241,6 +249,22 @@ class JobStatus(BaseModel):
     webhook: WebhookDelivery | None = Field(default=None, description="Only for a job with a webhook_url")
     views: list[JobView] = Field(
         default_factory=list, description="The views (and sheet) of the image stage, once it has run"
+    )
+    stage_progress: StageProgress | None = Field(
+        default=None,
+        description=(
+            "How far the running stage has got (views drawn, denoising steps, chunks, post-processing "
+            "steps), where its service tells; null between stages, for stages that do not tell, and "
+            "once the job has ended"
+        ),
+    )
+    formats: list[OutputFormat] = Field(
+        default_factory=list,
+        description=(
+            "The formats the completed job can be downloaded in (`GET /3d/download/{job_id}?format=…`): "
+            "its own `output_format`, and those converted from its master GLB on the first download that "
+            "asks; empty until the job is completed"
+        ),
     )
 
 

@@ -202,9 +202,42 @@ class PostprocessRequest(BaseModel):
     preview_path: SharedPath | None = Field(
         default=None, description="A PNG preview under outputs/; none: no preview"
     )
+    master_path: SharedPath | None = Field(
+        default=None,
+        description=(
+            "Where to keep the finished mesh as GLB too, under outputs/, to convert the job into other "
+            "formats later (POST /postprocess/convert); ignored for a GLB job, whose asset is its "
+            "master; none: no master"
+        ),
+    )
     job_id: JobId | None = None
 
 
 class PostprocessResponse(MeshAnswer):
     asset_path: str
     preview_path: str | None = None
+    master_path: str | None = Field(
+        default=None, description="The job's master GLB (the asset itself for GLB); none: not kept"
+    )
+    formats: list[OutputFormat] = Field(
+        default_factory=list,
+        description="What the job can be downloaded as: its own format, and with a master its conversions",
+    )
+
+    def recorded_detail(self) -> dict[str, Any]:
+        # The record says what the job can be downloaded as (JobStatus.formats, orchestrator/records.py).
+        return {**super().recorded_detail(), "formats": [f.value for f in self.formats]}
+
+
+class ConvertRequest(BaseModel):
+    """POST /postprocess/convert: a finished job's master GLB, written again in another format."""
+
+    job_id: JobId = Field(description="The job converted: its cancel stops the conversion")
+    source_path: SharedPath = Field(description="The job's master GLB, under outputs/")
+    output_format: OutputFormat
+    output_path: SharedPath = OUTPUT_PATH  # under outputs/: outputs/<job_id><the format's asset suffix>
+
+
+class ConvertResponse(MeshAnswer):
+    output_path: str
+    bytes: int = Field(description="The size of the file written")

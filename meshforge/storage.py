@@ -37,8 +37,14 @@ class Storage:
     def preview_path(self, job_id: str) -> Path:
         return self.outputs / f"{job_id}.preview.png"
 
+    def master_path(self, job_id: str) -> Path:
+        """The GLB kept beside a finished job's asset, when the asset is not GLB itself, from which the
+        job is converted into its other formats (``asset_path(job_id, suffix)`` each, once asked for)."""
+        return self.outputs / f"{job_id}.master.glb"
+
     def discard_job_outputs(self, job_id: str) -> list[Path]:
-        """Delete every ``outputs/{job_id}.*`` file (a cancelled job's); returns what was deleted."""
+        """Delete every ``outputs/{job_id}.*`` file (a cancelled or expired job's: its asset, preview,
+        master GLB and every conversion of it); returns what was deleted."""
         check_job_id(job_id)  # never a glob pattern
         removed = []
         for path in self.outputs.glob(f"{job_id}.*"):

@@ -1,15 +1,17 @@
 """`GET /3d/events/{job_id}`: a job's progress as Server-Sent Events, from its history stream.
 
-Every change to a job's record appends its public fields (state, progress, message, stages) to the
-Redis stream ``3d:history:{id}`` in the same script that makes it (orchestrator/indexes.py), so any
-orchestrator replica can serve any job's events, and a client that reconnects with ``Last-Event-ID``
-gets exactly what it missed. Followers are woken by the process's one pub/sub listener
-(orchestrator/events.py) and then read the stream with XRANGE on the pooled connections: a thousand
-followers cost one pub/sub connection, not a thousand blocked XREADs.
+Every change to a job's record appends its public fields (state, progress, message, stages, the running
+stage's count) to the Redis stream ``3d:history:{id}`` in the same script that makes it
+(orchestrator/indexes.py), so any orchestrator replica can serve any job's events, and a client that
+reconnects with ``Last-Event-ID`` gets exactly what it missed. Followers are woken by the process's one
+pub/sub listener (orchestrator/events.py) and then read the stream with XRANGE on the pooled
+connections: a thousand followers cost one pub/sub connection, not a thousand blocked XREADs.
 
 The events, each a JSON object naming the job:
-- ``state``: the job entered a state (a stage started); ``state``, ``progress``, ``message``;
-- ``progress``: progress or message changed within a state;
+- ``state``: the job entered a state (a stage started); ``state``, ``progress``, ``message``,
+  ``stage_progress``;
+- ``progress``: progress or message changed within a state (the count of the stage's work, where its
+  service tells, in ``stage_progress``: ``{done, total, unit}``, else null);
 - ``stage``: a stage finished; ``stage`` and its ``record`` as the status shows it;
 - ``end``: the job completed, failed or was cancelled; the whole status record. The stream ends here.
 A comment line every ``KEEPALIVE_SECONDS`` keeps proxies from closing a quiet stream.
@@ -36,7 +38,7 @@ from orchestrator.auth import CallerDep, check_job_access
 from orchestrator.events import JobEvents
 from orchestrator.indexes import TERMINAL
 from orchestrator.jobs import JobStore
-from orchestrator.records import public_stages
+from orchestrator.records import public_stages, stage_progress
 
 KEEPALIVE_SECONDS = 15.0
 PAGE = 100
@@ -61,6 +63,7 @@ class Snapshot:
     progress: int
     message: str
     stages: str  # JSON, as in the record
+    stage_progress: str = ""  # JSON, as in the record (orchestrator/stage_progress.py)
 
     @classmethod
     def of(cls, fields: dict[str, str]) -> Snapshot:
@@ -69,7 +72,12 @@ class Snapshot:
             int(float(fields.get("progress") or 0)),
             fields.get("message", ""),
             fields.get("stages") or "{}",
+            fields.get("stage_progress") or "",
         )
+
+    def count(self) -> dict[str, Any] | None:
+        counted = stage_progress(self.stage_progress, self.state)
+        return counted.model_dump() if counted is not None else None
 
     @property
     def is_terminal(self) -> bool:
@@ -85,7 +93,13 @@ def frame(event: str, data: dict[str, Any], event_id: str | None = None) -> str:
 
 def changes(job_id: str, before: Snapshot | None, after: Snapshot) -> list[tuple[str, dict[str, Any]]]:
     """The events one history entry makes, compared with the one before it."""
-    summary = {"job_id": job_id, "state": after.state, "progress": after.progress, "message": after.message}
+    summary = {
+        "job_id": job_id,
+        "state": after.state,
+        "progress": after.progress,
+        "message": after.message,
+        "stage_progress": after.count(),
+    }
     found: list[tuple[str, dict[str, Any]]] = []
     old_stages = public_stages(before.stages) if before is not None else {}
     for name, record in public_stages(after.stages).items():
@@ -99,7 +113,7 @@ def changes(job_id: str, before: Snapshot | None, after: Snapshot) -> list[tuple
         return found
     if before is None or before.state != after.state:
         found.append(("state", summary))
-    elif (before.progress, before.message) != (after.progress, after.message):
+    elif (before.progress, before.message, before.count()) != (after.progress, after.message, after.count()):
         found.append(("progress", summary))
     return found
 

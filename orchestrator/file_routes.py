@@ -1,4 +1,5 @@
-"""The public API's files: a finished job's asset and preview, and the views its image stage made.
+"""The public API's files: a finished job's asset (in its own format or converted to another, see
+orchestrator/conversions.py) and preview, and the views its image stage made.
 
 Every file is found through the job's record (never a path from the request), inside the storage
 folder it belongs to, and only once the record says it exists."""
@@ -8,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
@@ -17,10 +18,11 @@ from meshforge.schemas import JobId, JobState, JobStatus, OutputFormat
 from meshforge.service import documented_errors as errors
 from meshforge.storage import Storage
 from orchestrator.auth import CallerDep, check_job_access
+from orchestrator.conversions import Conversions, conversions_lifespan
 from orchestrator.jobs import JobStore
 from orchestrator.records import view_file
 
-router = APIRouter()
+router = APIRouter(lifespan=conversions_lifespan)
 
 MEDIA_TYPES = {
     ".glb": "model/gltf-binary",
@@ -37,13 +39,37 @@ VIEW_PATTERN = r"^(\d{2}-[a-z]+(-[a-z]+)*|sheet|zero123-\d)\.png$"
     "/3d/download/{job_id}",
     tags=["jobs"],
     response_class=FileResponse,
-    responses=errors(401, 403, 404, 409),
+    responses=errors(401, 403, 404, 409, 503),
 )
-async def download(job_id: JobId, request: Request, caller: CallerDep) -> FileResponse:
+async def download(
+    job_id: JobId,
+    request: Request,
+    caller: CallerDep,
+    output_format: Annotated[
+        OutputFormat | None,
+        Query(
+            alias="format",
+            description=(
+                "Another format than the job's own (listed in its status's `formats`), converted from "
+                "the job's master GLB on the first download that asks and kept. None, or the job's own "
+                "format: the asset as it was made. 409 for a job without a master (made before "
+                "conversions); 503 with `Retry-After` while no post-processing replica is free."
+            ),
+        ),
+    ] = None,
+) -> FileResponse:
+    """The finished asset file, named `<job_id><suffix>`."""
     await check_job_access(_store(request), caller, job_id)
     job = await _store(request).get(job_id)
-    path = _finished_file(request, job, job.asset_path, "asset", "downloaded")
-    suffix = OutputFormat(job.request["output_format"]).asset_suffix
+    own = OutputFormat(job.request["output_format"])
+    if output_format is None or output_format is own:
+        path = _finished_file(request, job, job.asset_path, "asset", "downloaded")
+        suffix = own.asset_suffix
+    else:
+        _finished_file(request, job, job.asset_path, "asset", "downloaded")  # completed, asset still there
+        conversions: Conversions = request.app.state.conversions
+        path = await conversions.file(job, output_format, lambda: _store(request).raw(job_id))
+        suffix = output_format.asset_suffix
     return FileResponse(path, media_type=MEDIA_TYPES[suffix], filename=f"{job_id}{suffix}")
 
 

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 ALL_STATES = [state.value for state in JobState]
 TERMINAL = [state.value for state in TERMINAL_STATES]
 BACKFILL_CHUNK = 500
-HISTORY_LENGTH = 100  # entries kept per job's history stream (a job makes about ten)
+# Entries kept per job's history stream: about ten state writes, plus at most one progress write a second.
+HISTORY_LENGTH = 1000
 HISTORY_AFTER_END_MS = 3_600_000  # a finished job's history, for late resumptions; then its record answers
 
 
@@ -56,13 +57,15 @@ REINDEX_LUA = f"""
 local MF_TERMINAL = {lua_set(TERMINAL)}
 local function mf_reindex(job, old_state)
   local job_id = string.sub(job, {len(keys.job("")) + 1})
-  local now = redis.call('HMGET', job, 'state', 'api_key', 'created_at', 'progress', 'message', 'stages')
+  local now = redis.call('HMGET', job, 'state', 'api_key', 'created_at', 'progress', 'message', 'stages',
+                        'stage_progress')
   local state, api_key = now[1], now[2]
   local channel = {lua_key(keys.job_events, "job_id")}
   if state then
     local history = {lua_key(keys.job_history, "job_id")}
     redis.call('XADD', history, 'MAXLEN', '~', {HISTORY_LENGTH}, '*', 'state', state,
-               'progress', now[4] or '0', 'message', now[5] or '', 'stages', now[6] or '{{}}')
+               'progress', now[4] or '0', 'message', now[5] or '', 'stages', now[6] or '{{}}',
+               'stage_progress', now[7] or '')
     if MF_TERMINAL[state] then redis.call('PEXPIRE', history, {HISTORY_AFTER_END_MS}) end
   end
   if state == old_state then

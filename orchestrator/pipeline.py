@@ -29,6 +29,7 @@ from orchestrator.metrics import BEFORE_STAGES, COMPLETED, DEADLINE, dispatcher_
 from orchestrator.public import PublicView, output_name
 from orchestrator.records import to_status
 from orchestrator.retrying import REDIS_UNREACHABLE, until_redis_answers
+from orchestrator.stage_progress import ProgressFollower
 from orchestrator.stages import STAGES, VIEW_CONSUMER, JobContext, Stage, final_asset, tier_of
 from orchestrator.view_plan import ViewPlanner
 
@@ -160,7 +161,8 @@ class JobRunner:
         if time.monotonic() >= self._deadlines.get(job_id, math.inf):
             raise JobDeadlineExceeded(self.settings.job_deadline_seconds)
         call = await stage.build(job, stage.output(job))
-        recorded = stage_log.unwritten()  # the previous stage's record goes with this write
+        # The previous stage's record goes with this write, and its count is cleared (stage_progress.py).
+        recorded = {**stage_log.unwritten(), "stage_progress": ""}
         entered = await self._redis(
             job_id,
             "enter stage",
@@ -171,9 +173,15 @@ class JobRunner:
         if not entered:
             raise OwnershipLost
         pool = self.pools[stage.service]
+        # Asks the replica holding the call how far it has got (orchestrator/stage_progress.py).
+        progress = ProgressFollower(self.store, self.worker_id, job_id, pool, stage, call.message)
         started, started_at = time.monotonic(), time.time()
         result, replica = await self._until_cancelled(
-            job_id, lambda: pool.post(call.path, call.body, stage.response, only=call.replicas)
+            job_id,
+            lambda: pool.post(
+                call.path, call.body, stage.response, only=call.replicas, on_attempt=progress.held_by
+            ),
+            progress,
         )
         seconds = time.monotonic() - started
         self.metrics.stage_seconds.labels(stage.state.value).observe(seconds)
@@ -189,15 +197,19 @@ class JobRunner:
         stage_log.add(stage.state, record)  # written with the next stage's start, or the job's end
         return result
 
-    async def _until_cancelled(self, job_id: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Run a stage call, abandoning it as soon as the job stops being ours (e.g. cancelled).
+    async def _until_cancelled(
+        self, job_id: str, call: Callable[[], Awaitable[T]], progress: ProgressFollower | None = None
+    ) -> T:
+        """Run a stage call, abandoning it as soon as the job stops being ours (e.g. cancelled), and
+        writing its ``progress`` meanwhile.
 
-        The watcher is asked to stop rather than cancelled: cancelling a task in the middle of a Redis
+        The watchers are asked to stop rather than cancelled: cancelling a task in the middle of a Redis
         command can leave its pooled connection with an unread reply, which stalls a later command.
         """
         stop = asyncio.Event()
         task = asyncio.ensure_future(call())
         watcher = asyncio.ensure_future(self._watch(job_id, stop))
+        follower = asyncio.ensure_future(progress.follow(stop)) if progress is not None else None
         try:
             done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
@@ -212,6 +224,8 @@ class JobRunner:
                     await task
                 abandon_in_background(self, job_id)  # the replicas stop its work too (orchestrator.abandon)
             await watcher
+            if follower is not None:  # its last write lands before the next stage's start
+                await follower
 
     async def _watch(self, job_id: str, stop: asyncio.Event) -> None:
         """Returns when the job is no longer this dispatcher's, or when asked to stop; raises

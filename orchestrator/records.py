@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from meshforge.schemas import (
     JobState,
     JobStatus,
     JobView,
+    OutputFormat,
+    StageProgress,
     StageRecord,
     ViewKind,
     WebhookDelivery,
@@ -23,6 +26,7 @@ def to_status(record: dict[str, str]) -> JobStatus:
     state = JobState(record["state"])
     asset_path = output_name(record.get("asset_path"))
     stages = public_stages(record.get("stages"))
+    request = json.loads(record.get("request") or "{}")
     return JobStatus(
         job_id=job_id,
         kind=record.get("kind", ""),
@@ -35,12 +39,40 @@ def to_status(record: dict[str, str]) -> JobStatus:
         progress=int(float(record.get("progress") or 0)),
         created_at=float(record["created_at"]),
         updated_at=float(record["updated_at"]),
-        request=json.loads(record.get("request") or "{}"),
+        request=request,
         stages=stages,
         attempts=int(record.get("attempts") or 0),
         webhook=webhook_delivery(record),
         views=job_views(job_id, stages),
+        stage_progress=stage_progress(record.get("stage_progress"), state.value),
+        formats=download_formats(state, request, stages),
     )
+
+
+def stage_progress(stored: str | None, state: str) -> StageProgress | None:
+    """The running stage's count as the dispatcher last wrote it (orchestrator/stage_progress.py), only
+    while the job is still in the stage it counts: none once the job has moved on or ended."""
+    try:
+        count = json.loads(stored) if stored else None
+        if not isinstance(count, dict) or count.pop("state", None) != state:
+            return None
+        return StageProgress.model_validate(count)
+    except ValueError:  # not JSON, or not a count (ValidationError is a ValueError): shown as none
+        return None
+
+
+def download_formats(
+    state: JobState, request: dict[str, Any], stages: dict[str, StageRecord]
+) -> list[OutputFormat]:
+    """What a completed job can be downloaded as: the formats post-processing recorded (its own, and
+    with a master GLB those it converts to); a record from before conversions: its own format alone."""
+    if state != JobState.completed:
+        return []
+    own = request.get("output_format", OutputFormat.glb.value)
+    finished = stages.get(JobState.post_processing.value)
+    recorded = finished.detail.get("formats") if finished is not None else None
+    listed = set(recorded) if isinstance(recorded, list) else set()
+    return [f for f in OutputFormat if f.value == own or f.value in listed]
 
 
 def webhook_delivery(record: dict[str, str]) -> WebhookDelivery | None:

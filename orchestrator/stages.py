@@ -148,6 +148,8 @@ async def _postprocess_call(job: JobContext, output: Path) -> StageCall:
         texture_size=job.tier.texture_size,
         output_path=str(output),
         preview_path=str(job.storage.preview_path(job.job_id)),
+        # The GLB the job's other formats are converted from (a GLB asset is its own master).
+        master_path=None if output_format is OutputFormat.glb else str(job.storage.master_path(job.job_id)),
         job_id=job.job_id,
     )
     return StageCall("/postprocess/clean", body, f"cleaning the mesh and exporting {output_format}")

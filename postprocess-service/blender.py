@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from meshforge.cancellation import commit_point
+from meshforge.cancellation import check_cancelled, commit_point, on_cancelled
 from meshforge.errors import BackendError, UnsupportedFormat
 
 WORKER = Path(__file__).with_name("blender_worker.py")
@@ -92,27 +92,33 @@ def _run_worker(blender_python: Path, args: list[str], timeout: float, what: str
     # -I: the service's PYTHONPATH (pointing at numpy 2) must not leak into Blender's interpreter.
     command = [str(Path(blender_python).absolute()), "-I", str(WORKER), *args]
     try:
-        done = subprocess.run(
+        worker = subprocess.Popen(
             command,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
             text=True,
             encoding="utf-8",
             errors="replace",
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-            check=False,
         )
-    except subprocess.TimeoutExpired as exc:  # run() has already killed the worker
-        raise BackendError(
-            f"Blender did not {what} within {timeout:g} s and was stopped{_tail(exc.stderr)}"
-        ) from exc
     except OSError as exc:
         raise BackendError(f"Blender could not be started ({blender_python}): {exc}") from exc
-    if done.returncode != 0:
-        raise BackendError(
-            f"Blender failed to {what} ({_exit_reason(done.returncode)}){_reason(done.stderr)}"
-        )
-    return _summary(done.stdout, what)
+    # An export has no safe point of its own to stop at: a cancelled job's Blender is killed at once,
+    # so its replica is free now rather than when the export would have ended.
+    on_cancelled(worker.kill)
+    with worker:
+        try:
+            stdout, stderr = worker.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            _, stderr = worker.communicate()
+            raise BackendError(
+                f"Blender did not {what} within {timeout:g} s and was stopped{_tail(stderr)}"
+            ) from None
+    check_cancelled()  # killed because the job was cancelled: that, not a Blender failure
+    if worker.returncode != 0:
+        raise BackendError(f"Blender failed to {what} ({_exit_reason(worker.returncode)}){_reason(stderr)}")
+    return _summary(stdout, what)
 
 
 def _summary(stdout: str, what: str) -> dict[str, Any]:

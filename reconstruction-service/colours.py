@@ -12,7 +12,7 @@ vertex, along the surface, that some view does see.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,12 +42,16 @@ class ViewImage:
 
 
 def project_vertex_colours(
-    mesh: trimesh.Trimesh, views: Sequence[ViewImage], *, voxel_size: float
+    mesh: trimesh.Trimesh,
+    views: Sequence[ViewImage],
+    *,
+    voxel_size: float,
+    on_view: Callable[[], None] | None = None,
 ) -> np.ndarray:
     """Per-vertex RGBA uint8 colours (V, 4) for ``mesh`` from ``views``.
 
     ``voxel_size`` is the spacing of the grid the mesh came from; it sets the depth buffer's cell size
-    and the visibility tolerance.
+    and the visibility tolerance. ``on_view`` is called after each view's share (the job's progress).
     """
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     normals = np.asarray(mesh.vertex_normals, dtype=np.float64)
@@ -58,6 +62,8 @@ def project_vertex_colours(
         colours, weights = _view_contribution(vertices, normals, view, voxel_size)
         colour_sum += colours * weights[:, None]
         weight_sum += weights
+        if on_view is not None:
+            on_view()
     seen = weight_sum > 1e-6
     colours = np.zeros((len(vertices), 3))
     colours[seen] = colour_sum[seen] / weight_sum[seen, None]

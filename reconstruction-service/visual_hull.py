@@ -38,7 +38,7 @@ import trimesh
 from scipy import ndimage
 from skimage import measure
 
-from meshforge.cancellation import check_cancelled
+from meshforge.cancellation import check_cancelled, report_progress
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import CAMERA_DISTANCE, FOV_DEG, FRONT, VIEWS_BY_NAME, CanonicalView
 from meshforge.geometry.visuals import colour_visual
@@ -89,20 +89,42 @@ def reconstruct(
         raise ValueError(f"resolution must lie in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution}")
     _check_inputs(images, views)
     images, views = _stand_in_views_for_single_front(images, views)
-    prepared = [silhouette_view(image, view) for image, view in zip(images, views, strict=True)]
+    # Progress: each view's silhouette, the field, the coverage check, the surface, each view's colours.
+    progress = _Steps(2 * len(views) + 3)
+    prepared = []
+    for image, view in zip(images, views, strict=True):
+        prepared.append(silhouette_view(image, view))
+        progress.step()
 
     fine = _fine_grid(prepared, resolution)
     field = hull_field([thicken_thin_parts(view, fine.spacing) for view in prepared], fine)
     if field.max() <= 0:
         raise InvalidInput(_INCONSISTENT_VIEWS.format(detail="no point lies inside every silhouette"))
+    progress.step()
     _check_coverage(prepared, fine, field)
+    progress.step()
 
     check_cancelled()  # between the steps too (carving checks between views, see carving.py)
     mesh = _surface(field, fine)
+    progress.step()
     check_cancelled()
-    colours = project_vertex_colours(mesh, [view.image for view in prepared], voxel_size=fine.spacing)
+    colours = project_vertex_colours(
+        mesh, [view.image for view in prepared], voxel_size=fine.spacing, on_view=progress.step
+    )
     colour_visual(mesh).vertex_colors = colours
     return mesh
+
+
+class _Steps:
+    """The job's progress through a plan of ``total`` steps (meshforge.cancellation.report_progress)."""
+
+    def __init__(self, total: int) -> None:
+        self.done, self.total = 0, total
+        report_progress(0, total, "steps")
+
+    def step(self) -> None:
+        self.done += 1
+        report_progress(self.done, self.total, "steps")
 
 
 def _check_inputs(images: Sequence[np.ndarray], views: Sequence[CanonicalView]) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trimesh
 
 from meshforge.client import (
     ApiUnreachable,
@@ -196,6 +197,9 @@ def test_status_jobs_cancel_and_download_commands(fleet: Fleet, finished_cube: d
     fetched = meshforge("download", job_id, "-o", str(tmp_path), api=fleet.api, cwd=tmp_path)
     assert fetched.returncode == 0, fetched.stderr
     assert (tmp_path / f"{job_id}.glb").read_bytes()[:4] == b"glTF"  # a folder: the server's file name
+    other = meshforge("download", job_id, "--format", "stl", "-o", "cube.stl", api=fleet.api, cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    assert len(trimesh.load(tmp_path / "cube.stl").faces) > 0  # the same job, converted to STL
     preview = meshforge("download", job_id, "--preview", "-o", "p.png", api=fleet.api, cwd=tmp_path)
     assert preview.returncode == 0 and (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     slow = meshforge("generate", CUBE, "--tier", "high", "--no-wait", api=fleet.api, cwd=tmp_path)

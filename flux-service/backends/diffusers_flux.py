@@ -15,7 +15,7 @@ from typing import Any
 from flux_service.backends.base import ImageJob, Rendered, RenderOptions, chunked
 from flux_service.backends.flux_loading import LoadedFlux, load_flux
 from flux_service.backends.flux_models import ModelDefaults, check_size, defaults_for
-from meshforge.cancellation import check_cancelled
+from meshforge.cancellation import check_cancelled, report_progress
 from meshforge.errors import InvalidInput, JobCancelled
 from meshforge.schemas import Capabilities
 from meshforge.settings import FluxSettings
@@ -66,9 +66,10 @@ class DiffusersFlux:
         guidance = self.defaults.guidance if options.guidance is None else options.guidance
         images = []
         chunks = chunked(jobs, self.max_batch)
-        for chunk in chunks:
+        for index, chunk in enumerate(chunks):
             check_cancelled()
             output = self._call_pipeline(
+                _StepCounter(index * steps, len(chunks) * steps),
                 prompt=[job.prompt for job in chunk],
                 width=options.width,
                 height=options.height,
@@ -81,10 +82,10 @@ class DiffusersFlux:
             images.extend(output.images)
         return Rendered(images, steps=steps, guidance=guidance, pipeline_calls=len(chunks))
 
-    def _call_pipeline(self, **arguments: Any) -> Any:
+    def _call_pipeline(self, on_step: _StepCounter, **arguments: Any) -> Any:
         """One pipeline call that a cancelled job leaves between two denoising steps."""
         try:
-            return self._pipeline(**arguments, callback_on_step_end=_stop_if_cancelled)
+            return self._pipeline(**arguments, callback_on_step_end=on_step)
         except JobCancelled:
             # The pipeline skipped its own tidying up; offloaded models go back where they belong.
             self._pipeline.maybe_free_model_hooks()
@@ -98,8 +99,17 @@ class DiffusersFlux:
         return time.monotonic() - started
 
 
-def _stop_if_cancelled(pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-    """diffusers' step-end callback: the safe point between denoising steps. It raises rather than set
-    ``pipeline._interrupt``, which would skip the remaining steps but still decode the latents."""
-    check_cancelled()
-    return tensors
+class _StepCounter:
+    """diffusers' step-end callback: the safe point between denoising steps, where the call's progress
+    is its denoising steps so far, over every pipeline call of the request (``before`` were done by the
+    earlier ones). It raises rather than set ``pipeline._interrupt``, which would skip the remaining
+    steps but still decode the latents."""
+
+    def __init__(self, before: int, total: int) -> None:
+        self.before = before
+        self.total = total
+
+    def __call__(self, pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        check_cancelled()
+        report_progress(self.before + step + 1, self.total, "steps")
+        return tensors

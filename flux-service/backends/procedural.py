@@ -15,7 +15,7 @@ from PIL import Image
 
 from flux_service.backends.base import ImageJob, Rendered, RenderOptions
 from flux_service.procedural import SHAPES, parse_prompt, render_view
-from meshforge.cancellation import check_cancelled
+from meshforge.cancellation import check_cancelled, report_progress
 from meshforge.errors import InvalidInput
 from meshforge.geometry.views import FRONT, VIEWS_BY_NAME, CanonicalView
 from meshforge.schemas import Capabilities
@@ -42,6 +42,7 @@ class ProceduralShapes:
         for shape, view in shapes:
             check_cancelled()  # between images: a cancelled job stops drawing here
             images.append(Image.fromarray(render_view(shape, view, options.width), mode="RGBA"))
+            report_progress(len(images), len(shapes), "views")
         return Rendered(images, pipeline_calls=len(images))
 
 

@@ -21,6 +21,11 @@ def job_path(endpoint: str, job_id: str) -> str:
     return f"/3d/{endpoint}/{quote(job_id, safe='')}"
 
 
+def download_path(job_id: str, format: OutputFormat | str | None) -> str:
+    path = job_path("download", job_id)
+    return f"{path}?format={quote(OutputFormat(format).value)}" if format is not None else path
+
+
 def idempotency_headers(key: str | None) -> dict[str, str]:
     """One key per submit, reused by each of its retries: that is what makes a retry safe."""
     return {"Idempotency-Key": key or str(uuid.uuid4())}

@@ -2,7 +2,7 @@
 
 meshforge generate "a red cube" -o cube.glb
 meshforge from-image front.png right.png back.png left.png -o chair.obj.zip
-meshforge status JOB | jobs | cancel JOB | download JOB -o FILE | health
+meshforge status JOB | jobs | cancel JOB | download JOB -o FILE [--format F] | health
 """
 
 from __future__ import annotations
@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("job_id", metavar="JOB")
     download.add_argument("-o", "--output", default=".", metavar="FILE", help="file or folder (default: .)")
     download.add_argument("--preview", action="store_true", help="the PNG preview instead of the asset")
+    download.add_argument(
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        help="another of the job's formats, converted from the same mesh (default: the job's own)",
+    )
     command("health", "the server's and its stages' health")
     return parser
 

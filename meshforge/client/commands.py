@@ -145,8 +145,10 @@ def cancel(client: Client, args: argparse.Namespace, plan: Plan, out: Output) ->
 
 
 def download(client: Client, args: argparse.Namespace, plan: Plan, out: Output) -> int:
-    fetch = client.preview if args.preview else client.download
-    path = fetch(args.job_id, args.output)
+    if args.preview:
+        path = client.preview(args.job_id, args.output)
+    else:
+        path = client.download(args.job_id, args.output, format=args.format)
     written = path.stat().st_size
     out.result(
         {"job_id": args.job_id, "output_file": str(path), "bytes": written}, f"wrote {path} ({size(written)})"

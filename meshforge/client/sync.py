@@ -16,7 +16,14 @@ from typing import Any
 
 import httpx
 
-from meshforge.client.base import ClientSettings, idempotency_headers, job_options, job_path, jobs_params
+from meshforge.client.base import (
+    ClientSettings,
+    download_path,
+    idempotency_headers,
+    job_options,
+    job_path,
+    jobs_params,
+)
 from meshforge.client.bodies import Images, upload_parts
 from meshforge.client.errors import ApiUnreachable, error_from_response
 from meshforge.client.files import atomic_write
@@ -159,10 +166,11 @@ class Client(ClientSettings):
                 delay = follower.reconnect_delay(error)
             time.sleep(delay)
 
-    def download(self, job_id: str, path: str | Path) -> Path:
+    def download(self, job_id: str, path: str | Path, format: OutputFormat | str | None = None) -> Path:
         """The finished asset (GET /3d/download) written to ``path`` (or into it, if it is a folder, under
-        the server's name), atomically; returns where it went."""
-        return self._save(job_path("download", job_id), job_id, path, preview=False)
+        the server's name), atomically; returns where it went. ``format``: another of the job's
+        ``formats``, converted from the same mesh (the job's own format when None)."""
+        return self._save(download_path(job_id, format), job_id, path, preview=False)
 
     def preview(self, job_id: str, path: str | Path) -> Path:
         """The finished asset's PNG preview (GET /3d/preview), written like download."""

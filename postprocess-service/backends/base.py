@@ -19,6 +19,7 @@ class FinishJob:
     height_m: float | None = None
     texture_size: int = 1024
     preview_path: Path | None = None
+    master_path: Path | None = None  # where to keep the mesh as GLB too (not for a GLB job: its asset is it)
 
 
 class MeshFinisher(Protocol):

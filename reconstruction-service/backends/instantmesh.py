@@ -21,6 +21,7 @@ import trimesh
 from PIL import Image
 
 from meshforge.accelerator import pick_device, pick_dtype
+from meshforge.cancellation import report_progress
 from meshforge.errors import InvalidInput, ModelNotFound
 from meshforge.geometry.views import OBJECT_EXTENT, CanonicalView
 from meshforge.models import locate_model
@@ -195,9 +196,15 @@ class InstantMesh:
         names = [view.name for view in views]
         used = names.index("front") if "front" in names else 0
         seed = condition_seed(images[used])
+        # Progress in steps: Zero123++'s denoising steps, then the LRM, then the mesh extraction.
+        steps = self.steps + 2
         started = time.monotonic()
         drawn = self.pipeline.generate(
-            square_condition(images[used]), seed=seed, steps=self.steps, guidance=self.guidance
+            square_condition(images[used]),
+            seed=seed,
+            steps=self.steps,
+            guidance=self.guidance,
+            on_step=lambda done, _: report_progress(done, steps, "steps"),
         )
         views_seconds = time.monotonic() - started
         written = write_views(drawn.views, folder) if folder is not None else []
@@ -206,6 +213,7 @@ class InstantMesh:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # the kernels are asynchronous: time them, not their launch
         lrm_seconds = time.monotonic() - started
+        report_progress(self.steps + 1, steps, "steps")
         started = time.monotonic()
         extracted = extract_mesh(self.lrm.synthesizer, planes, self.grid, self.chunk)
         if len(extracted.faces) == 0:

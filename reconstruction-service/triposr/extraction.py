@@ -12,7 +12,7 @@ import torch
 import trimesh
 from skimage.measure import marching_cubes
 
-from meshforge.cancellation import check_cancelled
+from meshforge.cancellation import check_cancelled, report_progress
 from meshforge.errors import InvalidInput
 from reconstruction_service.triposr.config import RendererConfig
 from reconstruction_service.triposr.decoder import NeRFMLP, query_field
@@ -32,12 +32,14 @@ def density_grid(
     axis = grid_axis(resolution, cfg.radius, planes.device)
     total = resolution**3
     out = torch.empty(total, dtype=torch.float32, device=planes.device)
+    chunks = -(-total // chunk_size)
     for start in range(0, total, chunk_size):
         check_cancelled()  # between chunks: a cancelled job frees the GPU here
         index = torch.arange(start, min(start + chunk_size, total), device=planes.device)
         i, j, k = index // (resolution * resolution), (index // resolution) % resolution, index % resolution
         points = torch.stack([axis[i], axis[j], axis[k]], dim=1)
         out[start : start + len(index)] = query_field(decoder, planes, points, cfg).density
+        report_progress(start // chunk_size + 1, chunks, "chunks")  # the grid is most of a job's time
     return out.view(resolution, resolution, resolution)
 
 

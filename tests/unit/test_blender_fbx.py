@@ -10,9 +10,12 @@ and an FBX may store it once with per-corner UVs, so raw vertex counts are not a
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import stat
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,8 @@ import pytest
 import trimesh
 from PIL import Image
 
-from meshforge.errors import BackendError, UnsupportedFormat
+from meshforge.cancellation import WorkRegistry, run_cancellable
+from meshforge.errors import BackendError, JobCancelled, UnsupportedFormat
 from meshforge.geometry.colour import linear_to_srgb, srgb_to_linear
 from meshforge.settings import PostprocessSettings
 from postprocess_service.blender import blender_available, export_fbx, inspect_fbx
@@ -244,4 +248,33 @@ def test_blender_running_past_its_timeout_is_stopped_with_a_backend_error(tmp_pa
     stuck = stand_in_blender(tmp_path, "exec sleep 60")
     with pytest.raises(BackendError, match=r"within 0\.5 s and was stopped"):
         export_fbx(tmp_path / "source.glb", tmp_path / "asset.fbx", blender_python=stuck, timeout=0.5)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["python"]
+
+
+def test_cancelling_the_job_kills_blender_mid_export_and_leaves_no_file(tmp_path: Path) -> None:
+    """An export has no safe point: the job's cancel kills the worker process at once."""
+    stuck = stand_in_blender(tmp_path, "exec sleep 60")
+    registry = WorkRegistry()
+    job_id = "c" * 32
+
+    async def export_then_cancel() -> float:
+        export = asyncio.ensure_future(
+            run_cancellable(
+                functools.partial(export_fbx, blender_python=stuck, timeout=TIMEOUT),
+                tmp_path / "source.glb",
+                tmp_path / "asset.fbx",
+                job_id=job_id,
+                registry=registry,
+            )
+        )
+        while not registry.running(job_id):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # the stand-in is asleep inside its "export"
+        cancelled_at = time.monotonic()
+        assert registry.cancel(job_id) == 1
+        with pytest.raises(JobCancelled):
+            await export
+        return time.monotonic() - cancelled_at
+
+    assert asyncio.run(export_then_cancel()) < 10  # not the stand-in's 60 s
     assert sorted(path.name for path in tmp_path.iterdir()) == ["python"]

@@ -19,7 +19,7 @@ class FakePool:
         self.urls = [f"http://flux-{i}" for i in range(replicas)]
         self.batches: list[list[str]] = []
 
-    async def post(self, path: str, body: FluxBatchRequest, model: type) -> tuple[Any, str]:
+    async def post(self, path: str, body: FluxBatchRequest, model: type, **_: Any) -> tuple[Any, str]:
         assert path == "/generate/batch" and not body.return_b64
         self.batches.append([image.prompt for image in body.images])
         images = [FluxImage(image_path=image.output_path, seed=image.seed) for image in body.images]

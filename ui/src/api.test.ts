@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError, api, jobsPath, request } from './api';
+import { ApiError, api, downloadUrl, jobsPath, request } from './api';
 
 const respond = (status: number, body: unknown, headers: Record<string, string> = {}, statusText = '') =>
   (async () =>
@@ -70,5 +70,12 @@ describe('api', () => {
     const files = ['front.png', 'right.png'].map((n) => new File([new Uint8Array([1])], n, { type: 'image/png' }));
     await api.upload(files, spy);
     expect((form as unknown as FormData).getAll('files').map((f) => (f as File).name)).toEqual(['front.png', 'right.png']);
+  });
+});
+
+describe('downloadUrl', () => {
+  it('asks for another format with ?format=, and for the asset itself without', () => {
+    expect(downloadUrl('abc')).toBe('/3d/download/abc');
+    expect(downloadUrl('abc', 'stl')).toBe('/3d/download/abc?format=stl');
   });
 });

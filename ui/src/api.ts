@@ -122,6 +122,8 @@ export const api = {
   health: (f?: Fetch) => request<HealthResponse>('/health', {}, f),
 };
 
-export const downloadUrl = (id: string) => `/3d/download/${encodeURIComponent(id)}`;
+/** The job's asset; with `format`, the job converted to that format (GET /3d/download/{id}?format=…). */
+export const downloadUrl = (id: string, format?: string) =>
+  `/3d/download/${encodeURIComponent(id)}${format ? `?format=${encodeURIComponent(format)}` : ''}`;
 export const previewUrl = (id: string) => `/3d/preview/${encodeURIComponent(id)}`;
 export const eventsUrl = (id: string) => `/3d/events/${encodeURIComponent(id)}`;

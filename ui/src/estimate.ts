@@ -1,7 +1,7 @@
 /**
  * How long a running job will likely take: the median time of recent completed jobs of the same kind
- * and quality tier among those the page has loaded. The API reports progress only between stages
- * (5, 40, 80, 100), so this is what tells a person at 80 % for ten seconds that all is well.
+ * and quality tier among those the page has loaded. Progress moves within a stage only where its work
+ * reports a count, so this is what tells a person on a stage that counts nothing that all is well.
  */
 import { formatElapsed, isActive } from './format';
 import type { JobStatus } from './types';

@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   backendName,
   clampProgress,
+  downloadFormats,
   downloadName,
   filesTitle,
+  formatLabel,
   formatBytes,
   formatWhen,
   jobFacts,
@@ -98,6 +100,19 @@ describe('download names', () => {
     expect(downloadName('Crème brûlée dish', 'abcdef0123', 'obj')).toBe('creme-brulee-dish-abcdef01.obj.zip');
     expect(downloadName('???', 'abcdef0123', 'stl')).toBe('asset-abcdef01.stl');
     expect(downloadName('x'.repeat(100), 'abcdef0123', 'usdz').length).toBeLessThan(70);
+  });
+});
+
+describe('download formats', () => {
+  it('put the job\'s own format first, then what the server converts it to', () => {
+    const request = { output_format: 'fbx' };
+    expect(downloadFormats({ request, formats: ['glb', 'obj', 'fbx', 'stl', 'usdz'] })).toEqual(['fbx', 'glb', 'obj', 'stl', 'usdz']);
+    expect(downloadFormats({ request, formats: [] })).toEqual(['fbx']);
+    expect(downloadFormats({ request })).toEqual(['fbx']); // a server older than conversions
+  });
+  it('name each format as the page shows it', () => {
+    expect(formatLabel('obj')).toBe('OBJ (zip)');
+    expect(formatLabel('usdz')).toBe('USDZ');
   });
 });
 

@@ -21,6 +21,13 @@ export function stateLabel(state: string): string {
   return (STATE_LABELS as Record<string, string>)[state] ?? state;
 }
 
+/** The state, with the running stage's count where its service tells: "Reconstructing 3D · 3 / 8 views". */
+export function stateLine(job: Pick<JobStatus, 'state' | 'stage_progress'>): string {
+  const count = isActive(job) ? job.stage_progress : null;
+  const label = stateLabel(job.state);
+  return count && count.total > 0 ? `${label} · ${count.done} / ${count.total} ${count.unit}` : label;
+}
+
 /** Seconds → "0.4 s", "12 s", "1 min 05 s", "1 h 02 min". */
 export function formatElapsed(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '0.0 s';
@@ -122,6 +129,19 @@ export function filesTitle(names: readonly string[]): string {
 export function outputFormat(job: Pick<JobStatus, 'request'>): string {
   const f = job.request?.output_format;
   return typeof f === 'string' ? f : 'glb';
+}
+
+/** "GLB", "OBJ (zip)", "STL": a format as the page names it. */
+export function formatLabel(format: string): string {
+  return format === 'obj' ? 'OBJ (zip)' : format.toUpperCase();
+}
+
+/** The formats a completed job can be downloaded in, its own first; a server older than conversions
+ * lists none: then the job's own alone. */
+export function downloadFormats(job: Pick<JobStatus, 'request' | 'formats'>): string[] {
+  const own = outputFormat(job);
+  const listed = Array.isArray(job.formats) ? job.formats.filter((f) => f !== own) : [];
+  return [own, ...listed];
 }
 
 /** The file suffix the server gives each format (an OBJ comes zipped with its .mtl and texture). */

@@ -15,6 +15,7 @@ import {
   jobTitle,
   stageSummary,
   stateLabel,
+  stateLine,
 } from './format';
 import type { JobStatus } from './types';
 
@@ -139,7 +140,7 @@ export class JobListView {
     row.li.classList.toggle('failed', job.state === 'failed');
     setText(row.title, `${title} → ${String(job.request?.output_format ?? 'glb').toUpperCase()}`);
     row.mine.hidden = !this.handlers.isMine(job.job_id);
-    setText(row.state, stateLabel(job.state));
+    setText(row.state, stateLine(job));
     row.state.className = `job-state state-${job.state}`;
     setText(row.facts, jobFacts(job));
     const elapsed = jobElapsed(job, now);

@@ -1,12 +1,14 @@
 /**
  * The "Look" panel: one finished job in the 3D viewer (every format the server writes; the server's
  * still preview where three.js cannot read a file), with its counts and file size, the views it was made from, a download under a readable name,
- * and for USDZ an AR Quick Look link. Every file is fetched with the API key (files.ts).
+ * and for USDZ an AR Quick Look link. A format choice beside the download shows and offers the job in
+ * another format (`?format=`: the server converts it from the job's master GLB on first demand). Every
+ * file is fetched with the API key (files.ts).
  */
 import { downloadUrl, fetchFile, previewUrl } from './api';
 import { getApiKey } from './auth';
 import { objectUrl } from './files';
-import { downloadName, formatBytes, outputFormat, viewLabel } from './format';
+import { downloadFormats, downloadName, formatBytes, formatLabel, outputFormat, viewLabel } from './format';
 import { el } from './joblist';
 import type { JobStatus, JobView } from './types';
 import { DRAWABLE, type MeshStats, Viewer } from './viewer';
@@ -36,6 +38,8 @@ export class LookPanel {
   private readonly box = $<HTMLDivElement>('viewer');
   private readonly stats = $<HTMLSpanElement>('stats');
   private readonly download = $<HTMLAnchorElement>('download');
+  private readonly formatChoice = $<HTMLLabelElement>('format-choice');
+  private readonly formatSelect = $<HTMLSelectElement>('look-format');
   private readonly ar = $<HTMLAnchorElement>('ar-link');
   private readonly arImage = $<HTMLImageElement>('ar-image');
   private readonly tools = $<HTMLDivElement>('viewer-tools');
@@ -45,11 +49,17 @@ export class LookPanel {
   private readonly viewsBlock = $<HTMLElement>('views-block');
   private viewer: Viewer | null = null;
   private fileUrl: string | null = null;
-  /** The job shown (or being loaded). */
+  /** The job shown (or being loaded), its title, and which load is the latest (a newer one wins). */
   shown: string | null = null;
+  private job: JobStatus | null = null;
+  private jobTitle = '';
+  private loads = 0;
 
   constructor() {
     this.wireframe.addEventListener('change', () => this.viewer?.setWireframe(this.wireframe.checked));
+    this.formatSelect.addEventListener('change', () => {
+      if (this.job) void this.show(this.job, this.jobTitle, this.formatSelect.value);
+    });
     $<HTMLButtonElement>('reset-view').addEventListener('click', () => this.viewer?.reset());
     this.fullscreen.addEventListener('click', () => void this.toggleFullscreen());
     document.addEventListener('fullscreenchange', () => {
@@ -73,25 +83,35 @@ export class LookPanel {
     target.focus({ preventScroll: true });
   }
 
-  async show(job: JobStatus, title: string): Promise<void> {
+  /** Show the job, as `chosen` (one of its `formats`) or else in its own format. */
+  async show(job: JobStatus, title: string, chosen?: string): Promise<void> {
     const id = job.job_id;
+    const load = ++this.loads;
+    const stale = () => this.shown !== id || this.loads !== load;
     this.shown = id;
-    const format = outputFormat(job);
+    this.job = job;
+    this.jobTitle = title;
+    const own = outputFormat(job);
+    const formats = downloadFormats(job);
+    const format = chosen && formats.includes(chosen) ? chosen : own;
+    this.offerFormats(formats, format);
     this.name.textContent = `— ${title}`;
     this.stats.textContent = '';
-    this.note.textContent = 'Loading…';
+    this.note.textContent = format === own ? 'Loading…' : `Converting to ${formatLabel(format)} and loading…`;
     this.download.hidden = true;
     this.ar.hidden = true;
     document.body.dataset.shown = '';
+    document.body.dataset.shownFormat = '';
     this.showViews(job, title);
     const drawable = DRAWABLE.has(format);
     this.showDrawn(drawable);
     if (drawable) this.viewer ??= new Viewer(this.box); // now, so that reveal() can focus its canvas
+    const url = format === own ? job.download_url || downloadUrl(id) : downloadUrl(id, format);
     try {
-      const file = await fetchFile(job.download_url || downloadUrl(id));
-      if (this.shown !== id) return;
+      const file = await fetchFile(url);
+      if (stale()) return;
       this.offerDownload(file.blob, downloadName(title, id, format), format);
-      if (format === 'usdz') this.offerAr(id, title);
+      if (format === 'usdz') this.offerAr(id, title, url);
       let counts: MeshStats | null = null;
       if (drawable && this.viewer) {
         try {
@@ -100,23 +120,40 @@ export class LookPanel {
           this.note.textContent = 'Drag to orbit, scroll or pinch to zoom; arrow keys pan when the view has focus.';
         } catch (err) {
           // A file three.js cannot read (a newer flavour of the format): the server's still preview.
-          if (this.shown !== id) return;
+          if (stale()) return;
           this.showDrawn(false);
           await this.showPreview(job, title, `${format.toUpperCase()} could not be drawn here (${messageOf(err)})`);
         }
       } else {
         await this.showPreview(job, title, `${format.toUpperCase()} cannot be drawn in the browser`);
       }
-      if (this.shown !== id) return;
+      if (stale()) return;
       counts ??= recordedStats(job);
       const size = formatBytes(file.blob.size);
       this.stats.textContent = counts
         ? `${count(counts.vertices)} vertices · ${count(counts.faces)} faces · ${size}`
         : size;
       document.body.dataset.shown = id;
+      document.body.dataset.shownFormat = format;
     } catch (err) {
-      if (this.shown === id) this.note.textContent = `Could not load the model: ${messageOf(err)}`;
+      if (!stale()) {
+        const what = format === own ? 'the model' : `the model as ${formatLabel(format)}`;
+        this.note.textContent = `Could not load ${what}: ${messageOf(err)}`;
+      }
     }
+  }
+
+  /** The format choice beside the download: only for a job the server can give in more than one. */
+  private offerFormats(formats: string[], chosen: string): void {
+    this.formatSelect.replaceChildren(
+      ...formats.map((format, index) => {
+        const option = el('option', '', index === 0 ? `${formatLabel(format)} (as made)` : formatLabel(format));
+        option.value = format;
+        option.selected = format === chosen;
+        return option;
+      }),
+    );
+    this.formatChoice.hidden = formats.length < 2;
   }
 
   private showDrawn(drawn: boolean): void {
@@ -138,16 +175,16 @@ export class LookPanel {
     this.fileUrl = URL.createObjectURL(blob);
     this.download.href = this.fileUrl;
     this.download.download = name; // a readable name, not the hex id the server gives
-    const text = `Download ${format === 'obj' ? 'OBJ (zip)' : format.toUpperCase()}`;
+    const text = `Download ${formatLabel(format)}`;
     this.download.textContent = text;
     this.download.setAttribute('aria-label', `${text}: ${name}`); // the visible words first (WCAG 2.5.3)
     this.download.hidden = false;
   }
 
   /** AR Quick Look (iPhone, iPad) opens a USDZ from a link with rel="ar" whose first child is an image. */
-  private offerAr(id: string, title: string): void {
+  private offerAr(id: string, title: string, url: string): void {
     // With a key the file must come from the fetched copy: a plain URL cannot carry the header.
-    this.ar.href = getApiKey() && this.fileUrl ? this.fileUrl : downloadUrl(id);
+    this.ar.href = getApiKey() && this.fileUrl ? this.fileUrl : url;
     void objectUrl(previewUrl(id)).then((url) => (this.arImage.src = url), () => {});
     this.arImage.alt = `Open ${title} in AR`;
     this.ar.hidden = false;

@@ -107,7 +107,9 @@ function follow(id: string): void {
   const stop = followJob(id, {
     onSummary: (s) => {
       const before = own.get(id);
-      if (before) recordOwn({ ...before, state: s.state, progress: s.progress, message: s.message });
+      // Every summary tells the stage's count: a missing one (an older server) is none.
+      const count = { stage_progress: s.stage_progress ?? null };
+      if (before) recordOwn({ ...before, state: s.state, progress: s.progress, message: s.message, ...count });
     },
     onStage: (e) => {
       const before = own.get(id);

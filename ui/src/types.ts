@@ -48,6 +48,13 @@ export interface WebhookDelivery {
   next_attempt_at?: number | null;
 }
 
+/** How far the running stage has got, where its service tells: `done` of `total` `unit` ("views", "steps"…). */
+export interface StageProgress {
+  done: number;
+  total: number;
+  unit: string;
+}
+
 export interface JobStatus {
   job_id: string;
   kind: string;
@@ -66,6 +73,11 @@ export interface JobStatus {
   webhook?: WebhookDelivery | null;
   /** Missing from records of servers older than the views API: treat as empty. */
   views?: JobView[];
+  /** Only while a stage whose service tells is running; null (or missing) otherwise. */
+  stage_progress?: StageProgress | null;
+  /** What a completed job can be downloaded as (`?format=` on its download); empty until completed, and
+   * missing from servers older than conversions: treat as the job's own format alone. */
+  formats?: OutputFormat[];
 }
 
 export interface JobList {
@@ -124,6 +136,8 @@ export interface JobEventSummary {
   state: JobState;
   progress: number;
   message: string;
+  /** Missing from servers older than in-stage progress. */
+  stage_progress?: StageProgress | null;
 }
 
 /** The data of a `stage` event: a stage finished. */
