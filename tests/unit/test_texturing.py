@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 import trimesh
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
+from scipy.ndimage import distance_transform_edt
 
+from meshforge.cancellation import WorkRegistry, run_cancellable
+from meshforge.errors import JobCancelled
 from postprocess_service.texturing import (
     MATERIAL_NAME,
     PIECE_FACES,
@@ -116,6 +121,50 @@ def test_gutter_padding_fills_texels_next_to_charts() -> None:
     mean = np.round(texels[filled].mean(axis=0))
     assert (padded[0:5, 0:5] == mean).all()
     assert (padded[25:, 25:] == mean).all()
+
+
+def whole_image_padding(
+    texels: NDArray[np.uint8], filled: NDArray[np.bool_], width: int
+) -> NDArray[np.uint8]:
+    """The padding's definition, on the whole image at once: what the tiled padding must equal."""
+    rows, columns = distance_transform_edt(~filled, return_distances=False, return_indices=True)
+    grid_rows, grid_columns = np.indices(filled.shape)
+    far = (rows - grid_rows) ** 2 + (columns - grid_columns) ** 2 > width**2
+    padded = texels[rows, columns]
+    padded[far & ~filled] = np.round(texels[filled].mean(axis=0)).astype(np.uint8)
+    return padded
+
+
+def test_gutter_padding_across_tiles_equals_padding_the_whole_image() -> None:
+    """Charts on and near tile borders, a texture of several 512² tiles with empty ones among them."""
+    rng = np.random.default_rng(7)
+    size, width = 1300, 12
+    filled = np.zeros((size, size), dtype=bool)
+    for top, left in rng.integers(0, 700, (40, 2)):
+        filled[top : top + rng.integers(3, 60), left : left + rng.integers(3, 60)] = True
+    filled[500:530, 505:520] = True  # across the corner of four tiles
+    texels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    assert np.array_equal(pad_gutters(texels, filled, width), whole_image_padding(texels, filled, width))
+
+
+def test_gutter_padding_stops_between_tiles_once_cancelled() -> None:
+    registry = WorkRegistry()
+    texels = np.zeros((2048, 2048, 3), dtype=np.uint8)
+    filled = np.zeros((2048, 2048), dtype=bool)
+    filled[::40, ::40] = True  # a chart in every tile: each one is a transform, about 1 s in all
+
+    async def pad_cancelled() -> None:
+        job_id = "d" * 32
+        work = asyncio.ensure_future(
+            run_cancellable(pad_gutters, texels, filled, 16, job_id=job_id, registry=registry)
+        )
+        while not registry.running(job_id):
+            await asyncio.sleep(0)
+        registry.cancel(job_id)
+        await work
+
+    with pytest.raises(JobCancelled):
+        asyncio.run(pad_cancelled())
 
 
 def test_baked_texture_leaves_no_empty_texels() -> None:
