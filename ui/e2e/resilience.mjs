@@ -1,6 +1,7 @@
 // When things go wrong, in headless Chromium: the health badge re-checked (down, then back), a job
 // followed by polling when the event stream cannot be had, a proxy's 502 page never shown, a failed job
-// in plain words with a red bar and its technical detail behind a toggle, announced once.
+// in plain words with a red bar and its technical detail behind a toggle, announced once; a submit whose
+// answer was lost tried again without making a second job.
 // Usage: node e2e/resilience.mjs <base url> <outdir>
 import { join } from 'node:path';
 import { check, checkAxe, drawnColours, follow, launch, run, submitAndGetJob, waitForText } from './lib.mjs';
@@ -74,4 +75,25 @@ await run('resilience', outdir, browser, async (report) => {
   await page.screenshot({ path: join(outdir, 'failed.png') });
   await checkAxe(page, 'a failed job');
   step('failed_job', { message, bar, announced });
+
+  // 5. A submit whose answer is lost on the way back, after the server made the job: trying again
+  // sends the same Idempotency-Key, and the server answers with that job instead of making another.
+  await page.fill('#prompt', 'a blue cube');
+  const keys = [];
+  await page.route('**/3d/generate', async (route) => {
+    keys.push(route.request().headers()['idempotency-key']);
+    if (keys.length > 1) return route.continue();
+    await route.fetch(); // it reaches the server...
+    return route.abort('connectionreset'); // ...but the page never hears back
+  });
+  await page.click('#generate');
+  const lost = await waitForText(page, '#create-error .error-summary', /\S/);
+  const again = await submitAndGetJob(page, '/3d/generate');
+  await page.unroute('**/3d/generate');
+  check(keys.length === 2 && /^[0-9a-f]{32}$/.test(keys[0]) && keys[0] === keys[1], `keys sent: ${keys}`);
+  const listed = await (await page.request.get(new URL('/3d/jobs?limit=100', base).toString())).json();
+  const made = listed.jobs.filter((job) => job.request?.prompt === 'a blue cube').map((job) => job.job_id);
+  check(made.length === 1 && made[0] === again, `jobs made for one submission: ${made}`);
+  await follow(page, again);
+  step('answer_lost', { error: lost, key: keys[0], job: again });
 });

@@ -51,11 +51,14 @@ describe('api', () => {
       calls.push([url, init]);
       return new Response(JSON.stringify({ job_id: 'j', status_url: '/3d/status/j' }));
     }) as unknown as typeof fetch;
-    await api.generate('a red cube', { output_format: 'glb', quality_tier: 'standard' }, spy);
+    await api.generate('a red cube', { output_format: 'glb', quality_tier: 'standard' }, undefined, spy);
     expect(calls[0][0]).toBe('/3d/generate');
     expect(JSON.parse(calls[0][1].body as string)).toEqual({ prompt: 'a red cube', output_format: 'glb', quality_tier: 'standard' });
     await api.jobs({ limit: 20, offset: 40, state: 'failed' }, spy);
     expect(calls[1][0]).toBe('/3d/jobs?limit=20&offset=40&state=failed');
+    await api.generate('a red cube', { output_format: 'glb', quality_tier: 'standard' }, 'k1', spy);
+    expect((calls[2][1].headers as Record<string, string>)['Idempotency-Key']).toBe('k1');
+    expect((calls[0][1].headers as Record<string, string>)['Idempotency-Key']).toBeUndefined();
   });
   it('pages the job list, with the state filter only when one is chosen', () => {
     expect(jobsPath()).toBe('/3d/jobs?limit=20&offset=0');

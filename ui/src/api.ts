@@ -85,9 +85,12 @@ export async function fetchFile(path: string, fetchFn: Fetch = fetch): Promise<F
   return { blob: await response.blob(), filename: match ? match[1] : null };
 }
 
-const json = (data: unknown): RequestInit => ({
+const json = (data: unknown, idempotencyKey?: string): RequestInit => ({
   method: 'POST',
-  headers: { 'Content-Type': 'application/json' },
+  headers: {
+    'Content-Type': 'application/json',
+    ...(idempotencyKey ? { 'Idempotency-Key': idempotencyKey } : {}),
+  },
   body: JSON.stringify(data),
 });
 
@@ -104,12 +107,12 @@ export function jobsPath({ limit = 20, offset = 0, state = null }: JobsQuery = {
 }
 
 export const api = {
-  generate: (prompt: string, options: JobOptions, f?: Fetch) =>
-    request<JobCreated>('/3d/generate', json({ prompt, ...options }), f),
-  fromImagePaths: (image_paths: string[], options: JobOptions, f?: Fetch) =>
-    request<JobCreated>('/3d/from-image', json({ image_paths, ...options }), f),
-  fromImageUrls: (image_urls: string[], options: JobOptions, f?: Fetch) =>
-    request<JobCreated>('/3d/from-image', json({ image_urls, ...options }), f),
+  generate: (prompt: string, options: JobOptions, key?: string, f?: Fetch) =>
+    request<JobCreated>('/3d/generate', json({ prompt, ...options }, key), f),
+  fromImagePaths: (image_paths: string[], options: JobOptions, key?: string, f?: Fetch) =>
+    request<JobCreated>('/3d/from-image', json({ image_paths, ...options }, key), f),
+  fromImageUrls: (image_urls: string[], options: JobOptions, key?: string, f?: Fetch) =>
+    request<JobCreated>('/3d/from-image', json({ image_urls, ...options }, key), f),
   upload: (files: readonly File[], f?: Fetch) => {
     const form = new FormData();
     for (const file of files) form.append('files', file, file.name);

@@ -46,7 +46,7 @@ describe('every API call', () => {
         headers: { 'Retry-After': '7' },
       });
     }) as unknown as typeof fetch;
-    const err = (await api.generate('a cube', { output_format: 'glb', quality_tier: 'standard' }, fetchFn).catch((e: unknown) => e)) as ApiError;
+    const err = (await api.generate('a cube', { output_format: 'glb', quality_tier: 'standard' }, undefined, fetchFn).catch((e: unknown) => e)) as ApiError;
     expect(seen).toEqual(['Bearer mf_abc']);
     expect(err.status).toBe(429);
     expect(err.retryAfter).toBe(7);

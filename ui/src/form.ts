@@ -7,6 +7,7 @@ import { ApiError, api } from './api';
 import { ErrorBox } from './errorbox';
 import type { Explained } from './errors';
 import { filesTitle, splitLines, viewNames } from './format';
+import { SubmitKeys } from './idempotency';
 import { el } from './joblist';
 import type { JobCreated, JobOptions, Origin, OutputFormat, QualityTier } from './types';
 
@@ -60,6 +61,7 @@ export class CreateForm {
   readonly form = $<HTMLFormElement>('create-form');
   readonly errors = new ErrorBox($('create-error'));
   private readonly button = $<HTMLButtonElement>('generate');
+  private readonly keys = new SubmitKeys(); // one Idempotency-Key per submission, kept for its retry
   private readonly fileInput = $<HTMLInputElement>('files');
   private readonly fileList = $<HTMLOListElement>('file-list');
   private files: File[] = [];
@@ -145,8 +147,10 @@ export class CreateForm {
     this.button.disabled = true;
     try {
       const submitted = await this.send();
+      this.keys.settled();
       this.onSubmitted(submitted);
     } catch (err) {
+      this.keys.settled(err);
       this.errors.show(explainSubmitError(err));
     } finally {
       this.button.disabled = false;
@@ -159,18 +163,20 @@ export class CreateForm {
     if (kind === 'upload') {
       checkFiles(this.files);
       const { image_paths } = await api.upload(this.files);
-      const created = await api.fromImagePaths(image_paths, options);
       const request = { ...options, image_paths };
+      const created = await api.fromImagePaths(image_paths, options, this.keys.keyFor(request));
       return { created, kind: 'images', request, title: filesTitle(this.files.map((f) => f.name)) };
     }
     if (kind === 'urls') {
       const urls = checkUrls(splitLines($<HTMLTextAreaElement>('urls').value));
-      const created = await api.fromImageUrls(urls, options);
-      return { created, kind: 'images', request: { ...options, image_urls: urls } };
+      const request = { ...options, image_urls: urls };
+      const created = await api.fromImageUrls(urls, options, this.keys.keyFor(request));
+      return { created, kind: 'images', request };
     }
     const prompt = $<HTMLTextAreaElement>('prompt').value.trim();
     if (!prompt) throw new FormProblem('Describe the object to make, e.g. “a red cube”.');
-    return { created: await api.generate(prompt, options), kind: 'prompt', request: { ...options, prompt } };
+    const request = { ...options, prompt };
+    return { created: await api.generate(prompt, options, this.keys.keyFor(request)), kind: 'prompt', request };
   }
 }
 
