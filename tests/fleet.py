@@ -7,6 +7,7 @@ share models/ inputs/ outputs/ cache/ in production.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -388,6 +389,17 @@ def start_stack(fleet: Fleet, name: str, db: int, *, api: bool = True, **extra: 
             stack.stop()
             raise
     return stack
+
+
+@contextlib.contextmanager
+def running_stack(fleet: Fleet, name: str, db: int, **extra: str) -> Iterator[Stack]:
+    """``start_stack`` with one dispatcher running, stopped (dispatcher and API) on leaving."""
+    stack = start_stack(fleet, name, db, **extra)
+    try:
+        stack.start_dispatcher()
+        yield stack
+    finally:
+        stack.stop()
 
 
 def wait_for_state(api: httpx.Client, job_id: str, states: set[str], timeout: float = 60) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fleet import Fleet, Stack, start_stack, wait_for_state
+from tests.fleet import Fleet, Stack, running_stack, wait_for_state
 
 pytestmark = pytest.mark.fleet
 
@@ -36,12 +36,8 @@ SLOW_TIERS = {
 
 @pytest.fixture(scope="module")
 def stack(fleet: Fleet) -> Iterator[Stack]:
-    own = start_stack(fleet, "cancel", STACK_DB, MESHFORGE_TIERS=json.dumps(SLOW_TIERS))
-    try:
-        own.start_dispatcher()
+    with running_stack(fleet, "cancel", STACK_DB, MESHFORGE_TIERS=json.dumps(SLOW_TIERS)) as own:
         yield own
-    finally:
-        own.stop()
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from tests.fleet import (
     Stack,
     download,
     free_port,
-    start_stack,
+    running_stack,
     wait_for_end,
     wait_for_state,
 )
@@ -295,12 +295,8 @@ def test_a_job_not_completed_answers_409_for_any_format(api_module: httpx.Client
 
 @pytest.fixture(scope="module")
 def stack(fleet: Fleet) -> Iterator[Stack]:
-    own = start_stack(fleet, "reexport", STACK_DB, MESHFORGE_TIERS=json.dumps(SLOW_POSTPROCESSING))
-    try:
-        own.start_dispatcher()
+    with running_stack(fleet, "reexport", STACK_DB, MESHFORGE_TIERS=json.dumps(SLOW_POSTPROCESSING)) as own:
         yield own
-    finally:
-        own.stop()
 
 
 def outputs_of(fleet: Fleet, job_id: str) -> list[str]:
