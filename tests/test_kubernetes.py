@@ -250,7 +250,11 @@ def test_ingress_routes_the_api_and_the_ui_with_room_for_uploads(
     assert routes == {
         "/": {"name": "orchestrator", "port": {"number": 38100}},
         "/3d-test/": {"name": "ui", "port": {"number": 38101}},
+        # Kept off the internet, as host nginx does: the UI's server answers it 404.
+        "/metrics": {"name": "ui", "port": {"number": 38101}},
     }
+    kinds = {p["path"]: p["pathType"] for p in rule["http"]["paths"]}
+    assert kinds["/metrics"] == "Exact"  # an Exact path wins over the "/" prefix in every Ingress controller
     # Only the upload route takes large bodies, as on the host nginx site.
     upload = committed[("Ingress", "meshforge-upload")]
     assert upload["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "170m"

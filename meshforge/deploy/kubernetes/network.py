@@ -49,8 +49,13 @@ def ingress(args: argparse.Namespace) -> list[dict[str, Any]]:
         document(
             "meshforge",
             "The public entry, as host nginx is on one server: / is the API, /3d-test/ the web UI. JSON "
-            "bodies are small.",
-            [path("/3d-test/", "ui", UI_PORT), path("/", "orchestrator", api)],
+            "bodies are small. /metrics goes to the UI's server, which answers 404: the orchestrator's "
+            "metrics are for Prometheus inside the cluster, as host nginx keeps them off the internet.",
+            [
+                path("/3d-test/", "ui", UI_PORT),
+                path("/metrics", "ui", UI_PORT, kind="Exact"),
+                path("/", "orchestrator", api),
+            ],
             "64k",
         ),
         document(
