@@ -20,6 +20,7 @@ from meshforge.settings import OrchestratorSettings, load_settings
 from meshforge.storage import Storage
 from orchestrator import event_stream, file_routes
 from orchestrator.auth import load_keys
+from orchestrator.conversions import conversions
 from orchestrator.events import JobEvents
 from orchestrator.idempotency import IdempotencyKeys
 from orchestrator.jobs import JobStore
@@ -62,7 +63,10 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         # Every stage's replicas and flux-service's (which image-service calls), for /health.
         replicas = {**replica_urls(settings), "flux-service": settings.flux_service_urls}
         app.state.pools = {name: ReplicaPool(name, urls, client) for name, urls in replicas.items()}
-        yield
+        # Downloads in another format (orchestrator/conversions.py), with a client of their own.
+        async with conversions(app.state.pools["postprocess-service"].urls, storage, settings) as found:
+            app.state.conversions = found
+            yield
         await app.state.events.aclose()
         await client.aclose()
         await redis.aclose()

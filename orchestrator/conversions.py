@@ -21,11 +21,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
-
 from meshforge.errors import Conflict, NotFound, RetryLater, StageUnavailable
 from meshforge.http import ReplicaPool, make_client
 from meshforge.schemas import JobStatus, OutputFormat
+from meshforge.settings import OrchestratorSettings
 from meshforge.stage_schemas import ConvertRequest, ConvertResponse
 from meshforge.storage import Storage
 
@@ -123,15 +122,15 @@ class Conversions:
 
 
 @asynccontextmanager
-async def conversions_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """``app.state.conversions``, on the post-processing replicas the app's lifespan found. Its own
-    client: the API's stage client gives up on a call after 5 s, which an FBX conversion can outlast."""
-    settings = app.state.settings
+async def conversions(
+    urls: list[str], storage: Storage, settings: OrchestratorSettings
+) -> AsyncIterator[Conversions]:
+    """The API process's conversions, on the post-processing replicas ``urls``. Their own client: the
+    API's stage client gives up on a call after 5 s, which an FBX conversion can outlast."""
     client = make_client(CONVERT_TIMEOUT_SECONDS, settings.internal_token)
-    pool = ReplicaPool(SERVICE, app.state.pools[SERVICE].urls, client, deadline_seconds=CONVERT_WAIT_SECONDS)
-    app.state.conversions = Conversions(pool, app.state.storage)
     try:
-        yield
+        pool = ReplicaPool(SERVICE, urls, client, deadline_seconds=CONVERT_WAIT_SECONDS)
+        yield Conversions(pool, storage)
     finally:
         with contextlib.suppress(Exception):
             await client.aclose()

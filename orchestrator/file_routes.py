@@ -18,11 +18,11 @@ from meshforge.schemas import JobId, JobState, JobStatus, OutputFormat
 from meshforge.service import documented_errors as errors
 from meshforge.storage import Storage
 from orchestrator.auth import CallerDep, check_job_access
-from orchestrator.conversions import Conversions, conversions_lifespan
+from orchestrator.conversions import Conversions
 from orchestrator.jobs import JobStore
 from orchestrator.records import view_file
 
-router = APIRouter(lifespan=conversions_lifespan)
+router = APIRouter()
 
 MEDIA_TYPES = {
     ".glb": "model/gltf-binary",
