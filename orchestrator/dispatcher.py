@@ -147,6 +147,7 @@ class Dispatcher:
             log.warning("job %s: failed, claimed %d times already", job_id, max_attempts)
             # Ended by the claim script itself; its end-to-end time is not observed (no record read).
             self.metrics.finished(JobState.failed, ATTEMPTS, math.nan)
+            self.runner.storage.discard_job_outputs(job_id)  # a failed job has no asset (pipeline._fail)
         elif outcome is not Claim.finished:
             log.warning("job %s: not run (%s)", job_id, outcome.value)
         await until_redis_answers(lambda: self.queue.settle(job_id, TERMINAL), f"job {job_id}: settle")

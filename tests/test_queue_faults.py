@@ -423,6 +423,9 @@ def test_a_job_that_kills_its_dispatcher_fails_after_max_attempts(
     with server.client() as client:
         client.flushdb()
     poison = asyncio.run(_create(server.url))
+    leftover = tmp_path / "outputs" / f"{poison}.preview.png"  # what an attempt wrote before dying
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"\x89PNG")
 
     def behave(call: Call) -> tuple[int, dict] | None:
         if call.job_id == poison:
@@ -446,6 +449,7 @@ def test_a_job_that_kills_its_dispatcher_fails_after_max_attempts(
     assert record["state"] == "failed"
     assert record["message"] == "gave up after 3 attempts: the dispatcher running it stopped each time"
     assert len(stage.calls_to("/imagine/", poison)) == 3
+    assert not leftover.exists(), "the failed job's leftover output was kept"
     # The queue moves on: the next job runs on the dispatcher that refused the poison one.
     healthy = asyncio.run(_create(server.url))
     if all(popen.poll() is not None for popen in processes):
