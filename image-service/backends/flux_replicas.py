@@ -33,7 +33,7 @@ VIEWS = "views"
 PROGRESS_TIMEOUT_SECONDS = 0.5  # under the dispatcher's own wait for this service's answer
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: two calls of one job may look alike for a moment
 class _Call:
     """A flux call of a job in flight: the views it draws, and the replica holding it once sent."""
 

@@ -57,3 +57,32 @@ def test_never_more_batches_than_images() -> None:
 def test_a_drawing_request_needs_its_output_path() -> None:
     with pytest.raises(ValidationError, match="output_path"):
         FluxGenerateRequest(prompt="a cube", width=64, height=64)  # type: ignore[call-arg]
+
+
+class RetryingPool(FakePool):
+    """Batch 0 is sent to flux-0, waits, and is retried on flux-1; batch 1 is answered by flux-0 at once."""
+
+    def __init__(self) -> None:
+        super().__init__(replicas=2)
+        self.first_may_end = asyncio.Event()
+
+    async def post(self, path: str, body: FluxBatchRequest, model: type, **options: Any) -> tuple[Any, str]:
+        first = body.images[0].prompt == "view-0"
+        options["on_attempt"](self.urls[0])
+        if first:
+            await self.first_may_end.wait()
+            options["on_attempt"](self.urls[1])  # flux-0 gave no answer: tried again on flux-1
+        else:
+            self.first_may_end.set()
+        return await super().post(path, body, model)
+
+
+def test_two_calls_of_one_job_in_flight_are_each_accounted_for_whatever_order_they_end() -> None:
+    """Two calls of a job can look alike for a moment (same views, same replica); the one that ends
+    first must forget itself, not its twin (which once failed a job with an internal error)."""
+    job_id = "0123456789abcdef0123456789abcdef"
+    asked = [r.model_copy(update={"job_id": job_id}) for r in requests(8)]
+    replicas = FluxReplicas(RetryingPool())  # type: ignore[arg-type]
+    answers = asyncio.run(replicas.draw_many(asked))
+    assert [a.image_path for a in answers] == [f"{FOLDER}/{i:02d}.png" for i in range(8)]
+    assert replicas._in_flight == {}  # every call forgotten once it ended
